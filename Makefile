@@ -1,0 +1,42 @@
+# rcdepth_ros: the README's two commands are `make demo` and `make test`.
+# Each creates .venv from the pinned requirements on first use, so a fresh clone needs nothing else.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Every process started from here that may start rclpy: discovery stays on this host, each run gets its own
+# DDS domain (parallel runs cannot hear each other), and large images go through shared memory.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+ROS_DOMAIN_ID ?= $(shell echo $$(( ($$$$ % 200) + 20 )))
+export ROS_DOMAIN_ID
+# Fast DDS 3.x (Kilted) reads FASTDDS_..., Fast DDS 2.x (Humble, Jazzy) reads FASTRTPS_...: set both.
+export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_shm.xml
+export FASTRTPS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_shm.xml
+export RCDEPTH_DATA ?= $(abspath $(CURDIR)/../shared/data)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv test demo lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip wheel 'setuptools<81'
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m pytest test/test_flake8.py test/test_pep257.py
+
+demo: $(STAMP)
+	$(PY) -m rcdepth_ros.cli demo --out out/demo
+
+clean:
+	rm -rf out build install log .pytest_cache

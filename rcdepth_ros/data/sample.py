@@ -1,0 +1,46 @@
+"""The one sample format every reader yields."""
+
+import dataclasses
+import typing
+
+import numpy as np
+
+from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
+
+
+@dataclasses.dataclass
+class Sample:
+    """
+    One synchronised camera + radar (+ lidar ground truth) frame.
+
+    Conventions: the camera frame is optical (x right, y down, z forward); depth is metres along z; a depth map
+    is float32 (H, W) with 0 where there is no measurement. ``extrinsics[name]`` is the 4x4 transform taking
+    points from sensor frame ``name`` into the camera frame (``T_camera_from_sensor``). Radar returns and lidar
+    points are stored already moved into the camera frame.
+    """
+
+    source: str                       # 'astyx', 'nuscenes', 'zju', 'synthetic'
+    frame_id: str                     # data-set frame identifier, e.g. '000123' (not the TF frame)
+    stamp_ns: int                     # camera timestamp, nanoseconds
+    image: np.ndarray                 # (H, W, 3) uint8 RGB
+    intrinsics: CameraIntrinsics      # for `image`
+    radar: RadarPoints                # in the camera frame, frame_id = camera TF frame
+    lidar_xyz: typing.Optional[np.ndarray]   # (M, 3) float32 in the camera frame, or None
+    depth_gt: np.ndarray              # (H, W) float32 sparse lidar depth, 0 = invalid
+    depth_gt_dense: typing.Optional[np.ndarray] = None   # (H, W) float32 dense / interpolated GT where known
+    radar_image: typing.Optional[np.ndarray] = None      # (H, W, C) float32 at image resolution (see data.readers)
+    radar_channels: typing.Tuple[str, ...] = ()
+    extrinsics: typing.Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    frames: typing.Dict[str, str] = dataclasses.field(default_factory=dict)   # role -> TF frame id
+    stamps_ns: typing.Dict[str, int] = dataclasses.field(default_factory=dict)  # role -> stamp of that sensor
+    boxes: typing.Optional[list] = None  # 3D boxes in the camera frame where the source has them
+
+    @property
+    def height(self):
+        """Image height in pixels."""
+        return self.image.shape[0]
+
+    @property
+    def width(self):
+        """Image width in pixels."""
+        return self.image.shape[1]

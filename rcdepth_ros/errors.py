@@ -1,0 +1,42 @@
+"""
+The package's exception types: one family, each message naming the input and the problem.
+
+Callers catch ``RcdepthError`` to handle any bad input the package detects (a node warns, counts and goes on);
+the subclasses say which stage refused it.
+"""
+
+
+class RcdepthError(Exception):
+    """Base class of every error the package raises on bad input, configuration or files."""
+
+
+class ConversionError(RcdepthError, ValueError):
+    """A ROS message cannot be converted to or from numpy (encoding, step, size, fields, calibration)."""
+
+
+class RadarFormatError(RcdepthError, ValueError):
+    """Radar points cannot be parsed (missing required fields, unreadable file, bad field mapping)."""
+
+
+class ProjectionError(RcdepthError, ValueError):
+    """Points, intrinsics or transforms that cannot be projected (bad shapes, singular or non-finite matrices)."""
+
+
+class SyncError(RcdepthError, ValueError):
+    """A message given to the synchroniser has no usable header stamp or names an unknown input."""
+
+
+class ConfigError(RcdepthError, ValueError):
+    """A configuration is invalid: unknown key, wrong type, out-of-range value."""
+
+
+class CheckpointError(RcdepthError, ValueError):
+    """A checkpoint is missing, truncated, not a checkpoint, or does not match its configuration."""
+
+
+class DatasetError(RcdepthError, ValueError):
+    """A data set file or frame is missing or corrupt; the message names the file and the frame."""
+
+
+class BagError(RcdepthError, ValueError):
+    """A rosbag2 file cannot be read or written as asked (missing topic, unknown type, bad path)."""

@@ -1,0 +1,46 @@
+"""Shared fixtures; also makes a bare ``pytest`` safe for ROS: local discovery, own domain, shm DDS profile."""
+
+import os
+
+import pytest
+
+from rcdepth_ros.paths import data_root
+from rcdepth_ros.ros_env import configure_ros_environment
+
+# Before any test imports rclpy: keep discovery on this host, give this run its own domain (derived from the pid
+# unless the caller set one), load the shared-memory Fast DDS profile.
+configure_ros_environment()
+
+try:
+    from hypothesis import HealthCheck, settings
+    # The machine is small and shared: no per-example deadline, a moderate number of examples.
+    settings.register_profile('rcdepth', deadline=None, max_examples=60,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'rcdepth'))
+except ImportError:  # pragma: no cover - hypothesis is in requirements.txt
+    pass
+
+
+def _require(path, what):
+    if not path.exists():
+        pytest.skip(f'{what} not found at {path}: set RCDEPTH_DATA to the shared data folder '
+                    f'(default ../shared/data beside the checkout)')
+    return path
+
+
+@pytest.fixture(scope='session')
+def shared_data():
+    """Return the shared data root (``$RCDEPTH_DATA`` or ``../shared/data``); skips when absent."""
+    return _require(data_root(), 'shared data folder')
+
+
+@pytest.fixture(scope='session')
+def astyx_root(shared_data):
+    """Return Astyx HiRes2019 in its original layout; skips when absent."""
+    return _require(shared_data / 'astyx_hires2019' / 'dataset.json', 'Astyx HiRes2019').parent
+
+
+@pytest.fixture(scope='session')
+def nuscenes_pcd_dir(shared_data):
+    """Return the folder of the two real nuScenes radar .pcd files; skips when absent."""
+    return _require(shared_data / 'nuscenes_radar_pcd', 'nuScenes radar .pcd files')
