@@ -34,6 +34,11 @@ class Sample:
     frames: typing.Dict[str, str] = dataclasses.field(default_factory=dict)   # role -> TF frame id
     stamps_ns: typing.Dict[str, int] = dataclasses.field(default_factory=dict)  # role -> stamp of that sensor
     boxes: typing.Optional[list] = None  # 3D boxes in the camera frame where the source has them
+    # The encoded file `image` was decoded from (JPEG / PNG), so a bag can keep the original bytes; None if none.
+    image_path: typing.Optional[str] = None
+    # 4x4 T_world_from_camera at the image stamp where the source knows the ego motion (nuScenes, synthetic),
+    # frames['world'] naming the fixed frame; None otherwise (Astyx, ZJU).
+    ego_pose: typing.Optional[np.ndarray] = None
 
     @property
     def height(self):
