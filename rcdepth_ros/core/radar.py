@@ -1,0 +1,342 @@
+"""
+Radar returns from named fields: the field-name mapping, nuScenes radar ``.pcd`` and Astyx radar text readers.
+
+Every source names its columns differently (nuScenes ``rcs``/``vx_comp``, Astyx ``Mag``/``V_r``, Continental
+drivers ``RCS``/``doppler``...). ``RadarFieldMap`` resolves the roles the package uses (x, y, z required; RCS,
+radial velocity and Cartesian velocity optional) against the names a source actually has, so one parser serves
+files, PointCloud2 messages and structured arrays alike. Points with NaN or inf coordinates are kept unless
+``drop_invalid=True``: projection drops them anyway, and keeping them lets a caller count them.
+"""
+
+import dataclasses
+from pathlib import Path
+import re
+import typing
+
+import numpy as np
+
+from rcdepth_ros.core.sensor_types import RadarPoints
+from rcdepth_ros.errors import RadarFormatError
+
+RCS_CANDIDATES = ('rcs', 'RCS', 'Mag', 'mag', 'magnitude', 'intensity')
+V_RADIAL_CANDIDATES = ('v_r', 'V_r', 'doppler', 'vr', 'radial_velocity', 'velocity')
+VX_CANDIDATES = ('vx_comp', 'vx')
+VY_CANDIDATES = ('vy_comp', 'vy')
+
+
+@dataclasses.dataclass
+class RadarFieldMap:
+    """
+    Which source field feeds which radar role.
+
+    ``x``, ``y``, ``z`` are required; a name that is not present exactly is also looked up case-insensitively
+    (Astyx writes ``X Y Z``). For the optional roles ``rcs``, ``v_radial``, ``vx``, ``vy``: ``None`` picks the
+    first candidate present (exact match first, then case-insensitive), a name given by the user must exist, and
+    ``''`` disables the role. Without a radial-velocity field but with vx/vy, the radial velocity is computed as
+    the projection of (vx, vy, 0) onto the line of sight (positive moving away).
+    """
+
+    x: str = 'x'
+    y: str = 'y'
+    z: str = 'z'
+    rcs: typing.Optional[str] = None
+    v_radial: typing.Optional[str] = None
+    vx: typing.Optional[str] = None
+    vy: typing.Optional[str] = None
+
+    def resolve(self, names, source='radar'):
+        """
+        Return ``{role: field name}`` for the roles found among ``names``; disabled or absent roles are omitted.
+
+        Raises RadarFormatError naming the missing field and the fields present when x, y or z (or an optional
+        field the user named explicitly) is absent.
+        """
+        names = list(names)
+        resolved = {}
+        for role in ('x', 'y', 'z'):
+            wanted = getattr(self, role)
+            found = _find_name(names, (wanted,)) if wanted else None
+            if found is None:
+                raise RadarFormatError(f'{source}: required field {wanted!r} (role {role}) is missing; fields '
+                                       f'present: {names}')
+            resolved[role] = found
+        optional = (('rcs', RCS_CANDIDATES), ('v_radial', V_RADIAL_CANDIDATES), ('vx', VX_CANDIDATES),
+                    ('vy', VY_CANDIDATES))
+        for role, candidates in optional:
+            wanted = getattr(self, role)
+            if wanted == '':
+                continue
+            if wanted is not None:
+                found = _find_name(names, (wanted,))
+                if found is None:
+                    raise RadarFormatError(f'{source}: field {wanted!r} configured for {role} is missing; fields '
+                                           f'present: {names}')
+            else:
+                found = _find_name(names, candidates)
+            if found is not None:
+                resolved[role] = found
+        if ('vx' in resolved) != ('vy' in resolved):
+            # One Cartesian component alone is no velocity: ignore it rather than invent the other.
+            resolved.pop('vx', None)
+            resolved.pop('vy', None)
+        return resolved
+
+
+def _find_name(names, candidates):
+    for name in candidates:
+        if name in names:
+            return name
+    lowered = {n.lower(): n for n in names}
+    for name in candidates:
+        if name.lower() in lowered:
+            return lowered[name.lower()]
+    return None
+
+
+def radial_velocity_from_vxy(xyz, vxy):
+    """
+    Return the line-of-sight velocity (N,) of returns at ``xyz`` (N, 3) moving with ``vxy`` (N, 2), in m/s.
+
+    The velocity vector (vx, vy, 0) is projected onto the unit vector from the sensor to the return; positive
+    means moving away. A return at the sensor origin has no line of sight and gets 0.
+    """
+    xyz = np.asarray(xyz, dtype=np.float64)
+    vxy = np.asarray(vxy, dtype=np.float64)
+    rng = np.linalg.norm(xyz, axis=1)
+    dot = xyz[:, 0] * vxy[:, 0] + xyz[:, 1] * vxy[:, 1]
+    with np.errstate(invalid='ignore', divide='ignore'):
+        v = np.where(rng > 0, dot / np.where(rng > 0, rng, 1.0), 0.0)
+    return v.astype(np.float32)
+
+
+def _column(array, name, source):
+    values = array[name]
+    if values.ndim > 1:
+        if values.shape[1:] != (1,) and np.prod(values.shape[1:]) != 1:
+            raise RadarFormatError(f'{source}: field {name!r} has {int(np.prod(values.shape[1:]))} elements per '
+                                   f'point; a radar role needs a scalar field')
+        values = values.reshape(values.shape[0])
+    return np.asarray(values, dtype=np.float32)
+
+
+def radar_from_structured(array, field_map=None, frame_id='radar', stamp_ns=0, drop_invalid=False,
+                          source='radar'):
+    """
+    Return RadarPoints from a structured numpy array (one record per return) using ``field_map``.
+
+    Organized (2-D) arrays are flattened row-major. ``drop_invalid`` removes returns with a non-finite
+    coordinate; by default they are kept. ``source`` names the input in error messages.
+    """
+    field_map = field_map or RadarFieldMap()
+    array = np.asarray(array)
+    if array.dtype.names is None:
+        raise RadarFormatError(f'{source}: expected a structured array with named fields, got dtype {array.dtype}')
+    array = array.reshape(-1)
+    roles = field_map.resolve(array.dtype.names, source)
+    xyz = np.stack([_column(array, roles[r], source) for r in ('x', 'y', 'z')], axis=1) if len(array) else \
+        np.zeros((0, 3), np.float32)
+    rcs = _column(array, roles['rcs'], source) if 'rcs' in roles else None
+    vxy = None
+    if 'vx' in roles:
+        vxy = np.stack([_column(array, roles['vx'], source), _column(array, roles['vy'], source)], axis=1)
+        vxy = vxy.reshape(len(array), 2)
+    if 'v_radial' in roles:
+        v_radial = _column(array, roles['v_radial'], source)
+    elif vxy is not None:
+        v_radial = radial_velocity_from_vxy(xyz, vxy)
+    else:
+        v_radial = None
+    radar = RadarPoints(xyz, rcs, v_radial, vxy, frame_id, stamp_ns)
+    if drop_invalid:
+        radar = radar.select(np.all(np.isfinite(radar.xyz), axis=1))
+    return radar
+
+
+# PCD TYPE letter and SIZE -> numpy type (PCD binary data is little-endian).
+_PCD_TYPES = {('F', 4): '<f4', ('F', 8): '<f8', ('I', 1): 'i1', ('I', 2): '<i2', ('I', 4): '<i4', ('I', 8): '<i8',
+              ('U', 1): 'u1', ('U', 2): '<u2', ('U', 4): '<u4', ('U', 8): '<u8'}
+_PCD_HEADER_KEYS = ('VERSION', 'FIELDS', 'SIZE', 'TYPE', 'COUNT', 'WIDTH', 'HEIGHT', 'VIEWPOINT', 'POINTS', 'DATA')
+_NUSCENES_STAMP = re.compile(r'__(\d{16})\.pcd$')
+
+
+def _read_bytes(path, what):
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RadarFormatError(f'{what} {path}: cannot read ({exc.strerror or exc})') from exc
+    if not raw:
+        raise RadarFormatError(f'{what} {path}: file is empty')
+    return raw
+
+
+def _pcd_header(raw, path):
+    header = {}
+    pos = 0
+    while 'DATA' not in header:
+        end = raw.find(b'\n', pos)
+        if end < 0:
+            raise RadarFormatError(f'PCD {path}: header ends before a DATA line (not a PCD file?)')
+        line = raw[pos:end].decode('ascii', errors='replace').strip()
+        pos = end + 1
+        if not line or line.startswith('#'):
+            continue
+        key, _, value = line.partition(' ')
+        if key not in _PCD_HEADER_KEYS:
+            raise RadarFormatError(f'PCD {path}: unexpected header line {line[:60]!r}')
+        header[key] = value.split()
+    for key in ('FIELDS', 'SIZE', 'TYPE', 'WIDTH', 'HEIGHT', 'POINTS'):
+        if key not in header:
+            raise RadarFormatError(f'PCD {path}: header has no {key} line')
+    return header, pos
+
+
+def _pcd_int(header, key, path):
+    try:
+        value = int(header[key][0])
+    except (IndexError, ValueError):
+        raise RadarFormatError(f'PCD {path}: {key} must be an integer, got {header[key]}') from None
+    if value < 0:
+        raise RadarFormatError(f'PCD {path}: {key} must be >= 0, got {value}')
+    return value
+
+
+def pcd_dtype(header, path='<pcd>'):
+    """
+    Return the packed (unaligned) structured dtype of one PCD record from a parsed header.
+
+    ``header`` maps FIELDS, SIZE, TYPE and optional COUNT to their lists of tokens. ``COUNT > 1`` becomes a
+    subarray field; PCD padding fields named ``_`` take their bytes but are not exposed.
+    """
+    fields, sizes, types = header['FIELDS'], header['SIZE'], header['TYPE']
+    counts = header.get('COUNT', ['1'] * len(fields))
+    if not (len(fields) == len(sizes) == len(types) == len(counts)):
+        raise RadarFormatError(f'PCD {path}: FIELDS/SIZE/TYPE/COUNT lengths differ ({len(fields)}, {len(sizes)}, '
+                               f'{len(types)}, {len(counts)})')
+    names, formats, offsets = [], [], []
+    offset = 0
+    for name, size, kind, count in zip(fields, sizes, types, counts):
+        try:
+            size, count = int(size), int(count)
+        except ValueError:
+            raise RadarFormatError(f'PCD {path}: field {name!r} has non-integer SIZE/COUNT {size}/{count}') from None
+        key = (kind.upper(), size)
+        if key not in _PCD_TYPES or count < 1:
+            raise RadarFormatError(f'PCD {path}: field {name!r} has unsupported TYPE {kind} SIZE {size} COUNT '
+                                   f'{count}')
+        if name != '_':
+            if name in names:
+                raise RadarFormatError(f'PCD {path}: field {name!r} appears twice')
+            names.append(name)
+            formats.append((_PCD_TYPES[key], (count,)) if count > 1 else _PCD_TYPES[key])
+            offsets.append(offset)
+        offset += size * count
+    return np.dtype({'names': names, 'formats': formats, 'offsets': offsets, 'itemsize': offset})
+
+
+def read_pcd(path):
+    """
+    Return the records of a PCD v0.7 file (``DATA ascii`` or ``binary``) as a structured array of POINTS records.
+
+    The header's FIELDS/SIZE/TYPE/COUNT define the record (packed, so nuScenes radar's 43-byte records work),
+    WIDTH x HEIGHT must equal POINTS, and an organized cloud (HEIGHT > 1) is returned flattened row-major.
+    Bytes after the last record are ignored (real nuScenes radar files carry zero padding there).
+    """
+    raw = _read_bytes(path, 'PCD')
+    header, pos = _pcd_header(raw, path)
+    dtype = pcd_dtype(header, path)
+    width, height, points = (_pcd_int(header, k, path) for k in ('WIDTH', 'HEIGHT', 'POINTS'))
+    if width * height != points:
+        raise RadarFormatError(f'PCD {path}: WIDTH x HEIGHT = {width} x {height} does not match POINTS {points}')
+    data_kind = header['DATA'][0].lower() if header['DATA'] else ''
+    body = raw[pos:]
+    if data_kind == 'binary':
+        need = points * dtype.itemsize
+        if len(body) < need:
+            raise RadarFormatError(f'PCD {path}: truncated: {points} points of {dtype.itemsize} bytes need {need} '
+                                   f'bytes of data, the file has {len(body)}')
+        return np.frombuffer(body, dtype=dtype, count=points).copy()
+    if data_kind == 'ascii':
+        return _pcd_ascii(body, header, dtype, points, path)
+    raise RadarFormatError(f'PCD {path}: DATA {" ".join(header["DATA"])!r} is not supported (ascii or binary)')
+
+
+def _pcd_ascii(body, header, dtype, points, path):
+    # Columns follow FIELDS x COUNT, padding fields ('_') included, so walk the header, not the dtype.
+    counts = [int(c) for c in header.get('COUNT', ['1'] * len(header['FIELDS']))]
+    width = sum(counts)
+    rows = [line.split() for line in body.decode('ascii', errors='replace').splitlines() if line.strip()]
+    if len(rows) < points:
+        raise RadarFormatError(f'PCD {path}: truncated: {len(rows)} ascii rows for POINTS {points}')
+    try:
+        values = np.array(rows[:points], dtype=np.float64).reshape(points, width)
+    except ValueError:
+        raise RadarFormatError(f'PCD {path}: ascii rows must hold {width} numbers each') from None
+    out = np.zeros(points, dtype=dtype)
+    col = 0
+    for name, count in zip(header['FIELDS'], counts):
+        if name != '_':
+            out[name] = values[:, col:col + count].reshape(out[name].shape)
+        col += count
+    return out
+
+
+def read_nuscenes_pcd(path, field_map=None, frame_id='radar', drop_invalid=False):
+    """
+    Read a nuScenes radar sweep (binary PCD v0.7, 18 fields, 43-byte records).
+
+    Returns ``(records, radar)``: the structured array of every field as stored, and RadarPoints with
+    ``rcs`` <- rcs, ``vxy`` <- (vx_comp, vy_comp) and ``v_radial`` computed from the position and (vx_comp,
+    vy_comp). The stamp comes from the file name's microsecond timestamp when it has one (nuScenes naming).
+    """
+    records = read_pcd(path)
+    match = _NUSCENES_STAMP.search(Path(path).name)
+    stamp_ns = int(match.group(1)) * 1000 if match else 0
+    radar = radar_from_structured(records, field_map or RadarFieldMap(v_radial=''), frame_id, stamp_ns,
+                                  drop_invalid, source=f'nuScenes radar {path}')
+    return records, radar
+
+
+def read_astyx_radar(path, field_map=None, frame_id='radar', stamp_ns=0, drop_invalid=False):
+    """
+    Read an Astyx HiRes2019 radar file: a header line ``X Y Z V_r Mag``, then one detection per row.
+
+    Returns RadarPoints with ``rcs`` <- Mag and ``v_radial`` <- V_r (m/s), in the radar (= Astyx reference)
+    frame. A header-only file is a valid empty sweep.
+    """
+    raw = _read_bytes(path, 'Astyx radar')
+    text = raw.decode('ascii', errors='replace')
+    lines = text.splitlines()
+    names = lines[0].split()
+    if not names or any(_is_number(n) for n in names) or len(set(names)) != len(names):
+        raise RadarFormatError(f'Astyx radar {path}: first line must name the columns (X Y Z V_r Mag), got '
+                               f'{lines[0][:60]!r}')
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) != len(names):
+            raise RadarFormatError(f'Astyx radar {path}: line {number} has {len(tokens)} values for '
+                                   f'{len(names)} columns {names}')
+        rows.append(tokens)
+    try:
+        values = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+    except ValueError:
+        bad = next(i for i, r in enumerate(rows) if not all(_is_number(t) for t in r))
+        raise RadarFormatError(f'Astyx radar {path}: a row holds a non-numeric value: {" ".join(rows[bad])!r}') \
+            from None
+    dtype = np.dtype([(n, np.float64) for n in names])
+    records = np.zeros(len(rows), dtype=dtype)
+    for i, name in enumerate(names):
+        records[name] = values[:, i]
+    return radar_from_structured(records, field_map, frame_id, stamp_ns, drop_invalid,
+                                 source=f'Astyx radar {path}')
+
+
+def _is_number(token):
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
