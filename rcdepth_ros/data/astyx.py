@@ -83,8 +83,12 @@ class AstyxCalibration:
         """Return the 4x4 transform taking points of sensor ``uid`` into the camera frame."""
         if uid not in self.T_ref_from:
             raise DatasetError(f'Astyx calibration: no sensor {uid!r} (have {sorted(self.T_ref_from)})')
-        T_ref_from_camera = self.T_ref_from[self.camera_uid]
-        return geometry.invert_transform(T_ref_from_camera) @ self.T_ref_from[uid]
+        return self.T_camera_from_ref @ self.T_ref_from[uid]
+
+    @property
+    def T_camera_from_ref(self):
+        """Return ``inv(T_camera)`` (a general inverse: the published rotations are orthonormal to 1e-7 only)."""
+        return np.linalg.inv(self.T_ref_from[self.camera_uid])
 
 
 def read_astyx_calibration(path, camera_uid='camera_front', frame_id=None):
@@ -314,7 +318,7 @@ class AstyxReader(SampleReader):
         boxes = None
         box_path = self.file(frame_id, 'labels_object3d') if self.boxes else None
         if box_path is not None:
-            T_cam_from_ref = geometry.invert_transform(calib.T_ref_from[camera])
+            T_cam_from_ref = calib.T_camera_from_ref
             boxes = [b.transformed(T_cam_from_ref, camera) for b in read_astyx_boxes(box_path, frame_id, radar_uid)]
 
         sample = Sample(
