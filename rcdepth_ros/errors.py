@@ -40,3 +40,11 @@ class DatasetError(RcdepthError, ValueError):
 
 class BagError(RcdepthError, ValueError):
     """A rosbag2 file cannot be read or written as asked (missing topic, unknown type, bad path)."""
+
+
+class ModelInputError(RcdepthError, ValueError):
+    """Tensors given to a model have the wrong shape, channel count or size (sizes must be multiples of 32)."""
+
+
+class ExportError(RcdepthError, RuntimeError):
+    """An exported model (ONNX, TorchScript) cannot be written or does not reproduce the torch output."""
