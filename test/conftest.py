@@ -1,6 +1,9 @@
 """Shared fixtures; also makes a bare ``pytest`` safe for ROS: local discovery, own domain, shm DDS profile."""
 
+import importlib.util
 import os
+from pathlib import Path
+import sys
 
 import pytest
 
@@ -44,3 +47,21 @@ def astyx_root(shared_data):
 def nuscenes_pcd_dir(shared_data):
     """Return the folder of the two real nuScenes radar .pcd files; skips when absent."""
     return _require(shared_data / 'nuscenes_radar_pcd', 'nuScenes radar .pcd files')
+
+
+def load_fixture_builder(name):
+    """Import ``test/data/<name>.py`` (a generated-data builder) by path: ``test/`` is not a package."""
+    module_name = f'rcdepth_test_{name}'
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).parent / 'data' / f'{name}.py')
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+@pytest.fixture(scope='session')
+def zju_fixture(tmp_path_factory):
+    """Return (root, truth) of a generated ZJU-4DRadarCam data root with known depths (test/data/zju_fixture.py)."""
+    root = tmp_path_factory.mktemp('zju')
+    return root, load_fixture_builder('zju_fixture').make_zju_root(root)

@@ -23,13 +23,12 @@ deterministic, monotonic in the frame index and keeps consecutive frames 0.1 s a
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from rcdepth_ros.core import geometry
 from rcdepth_ros.core.sensor_types import CameraIntrinsics
 from rcdepth_ros.data.boxes import Box3D
-from rcdepth_ros.data.readers import lidar_depth_image, rasterise_radar, SampleReader
+from rcdepth_ros.data.readers import decode_image, lidar_depth_image, rasterise_radar, SampleReader
 from rcdepth_ros.data.sample import Sample
 from rcdepth_ros.errors import DatasetError, RcdepthError
 
@@ -180,26 +179,6 @@ def read_astyx_boxes(path, frame_id=None, box_frame='radar_6455'):
             raise DatasetError(f'{where}: object {number} is not a box with center3d, dimension3d, '
                                f'orientation_quat ({exc})') from None
     return boxes
-
-
-def decode_image(path, what, frame_id):
-    """Return (RGB uint8 image, the encoded bytes) of a JPEG / PNG file; a missing or corrupt file raises."""
-    where = f'{what} {path} (frame {frame_id})'
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f'{where}: file not found') from None
-    except OSError as exc:
-        raise DatasetError(f'{where}: cannot read ({exc.strerror or exc})') from None
-    if not raw:
-        raise DatasetError(f'{where}: empty file')
-    if raw[:2] == b'\xff\xd8' and b'\xff\xd9' not in raw[-64:].rstrip(b'\x00'):
-        # libjpeg decodes a truncated JPEG into a grey bottom with only a warning: refuse it here.
-        raise DatasetError(f'{where}: truncated JPEG (no end-of-image marker)')
-    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f'{where}: corrupt or not an image')
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), raw
 
 
 class AstyxReader(SampleReader):

@@ -21,7 +21,9 @@ of a frame id) and ``frame_for_number`` (what a number in ``--frames 0-349`` mea
 import copy
 import dataclasses
 import logging
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 from rcdepth_ros.core import geometry
@@ -179,3 +181,23 @@ def rasterise_radar(radar_cam, intrinsics, channels, min_depth=1.0):
 def lidar_depth_image(lidar_cam, intrinsics):
     """Return the sparse (H, W) depth map of camera-frame lidar points (nearest wins, 0 elsewhere)."""
     return geometry.sparse_depth_image(lidar_cam, intrinsics.K, intrinsics.width, intrinsics.height)
+
+
+def decode_image(path, what, frame_id):
+    """Return (RGB uint8 image, the encoded bytes) of a JPEG / PNG file; a missing or corrupt file raises."""
+    where = f'{what} {path} (frame {frame_id})'
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f'{where}: file not found') from None
+    except OSError as exc:
+        raise DatasetError(f'{where}: cannot read ({exc.strerror or exc})') from None
+    if not raw:
+        raise DatasetError(f'{where}: empty file')
+    if raw[:2] == b'\xff\xd8' and b'\xff\xd9' not in raw[-64:].rstrip(b'\x00'):
+        # libjpeg decodes a truncated JPEG into a grey bottom with only a warning: refuse it here.
+        raise DatasetError(f'{where}: truncated JPEG (no end-of-image marker)')
+    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f'{where}: corrupt or not an image')
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), raw
