@@ -15,13 +15,16 @@ import typing
 
 import numpy as np
 
+from rcdepth_ros.core.conversions import numpy_to_pointcloud2, pointcloud2_field_names, read_points
+from rcdepth_ros.core.msgtypes import convert_header, make_header, ros_message_types, stamp_to_ns
 from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.errors import RadarFormatError
 
 RCS_CANDIDATES = ('rcs', 'RCS', 'Mag', 'mag', 'magnitude', 'intensity')
-V_RADIAL_CANDIDATES = ('v_r', 'V_r', 'doppler', 'vr', 'radial_velocity', 'velocity')
+V_RADIAL_CANDIDATES = ('v_radial', 'v_r', 'V_r', 'doppler', 'vr', 'radial_velocity', 'velocity')
 VX_CANDIDATES = ('vx_comp', 'vx')
 VY_CANDIDATES = ('vy_comp', 'vy')
+RADAR_ROLES = ('x', 'y', 'z', 'rcs', 'v_radial', 'vx', 'vy')
 
 
 @dataclasses.dataclass
@@ -340,3 +343,49 @@ def _is_number(token):
     except ValueError:
         return False
     return True
+
+
+def pointcloud2_to_radar(msg, field_map=None, drop_invalid=False):
+    """
+    Return RadarPoints from a PointCloud2 message, fields picked by name with ``field_map``.
+
+    ``frame_id`` and ``stamp_ns`` come from the message header. Only the mapped fields are decoded. Missing x, y
+    or z raises RadarFormatError naming it and the fields present; a malformed cloud raises ConversionError.
+    An empty cloud gives 0 returns.
+    """
+    field_map = field_map or RadarFieldMap()
+    header = getattr(msg, 'header', None)
+    frame_id = str(getattr(header, 'frame_id', ''))
+    source = f'radar PointCloud2 (frame {frame_id!r})'
+    roles = field_map.resolve(pointcloud2_field_names(msg), source)
+    records = read_points(msg, fields=list(dict.fromkeys(roles.values())))
+    stamp_ns = stamp_to_ns(header) if header is not None else 0
+    return radar_from_structured(records, field_map, frame_id, stamp_ns, drop_invalid, source)
+
+
+def radar_to_pointcloud2(radar, header=None, types=None, fields=RADAR_ROLES):
+    """
+    Return a PointCloud2 of ``types`` (default rclpy) holding ``radar`` as float32 fields.
+
+    ``fields`` lists the roles to write (names as the roles: x, y, z, rcs, v_radial, vx, vy) or maps role ->
+    field name (e.g. ``{'x': 'x', 'y': 'y', 'z': 'z', 'vx': 'vx_comp'}``); x, y, z are always written.
+    ``header`` defaults to the radar's own stamp and frame id.
+    """
+    types = types or ros_message_types()
+    names = dict(fields) if isinstance(fields, dict) else {role: role for role in fields}
+    unknown = sorted(set(names) - set(RADAR_ROLES))
+    if unknown:
+        raise RadarFormatError(f'radar PointCloud2: unknown role(s) {unknown}; roles are {list(RADAR_ROLES)}')
+    values = {'x': radar.xyz[:, 0], 'y': radar.xyz[:, 1], 'z': radar.xyz[:, 2], 'rcs': radar.rcs,
+              'v_radial': radar.v_radial, 'vx': radar.vxy[:, 0], 'vy': radar.vxy[:, 1]}
+    columns = {}
+    for role in RADAR_ROLES:
+        if role in names or role in ('x', 'y', 'z'):
+            columns[names.get(role, role)] = np.ascontiguousarray(values[role], dtype=np.float32)
+    if len(columns) != len(set(names) | {'x', 'y', 'z'}):
+        raise RadarFormatError(f'radar PointCloud2: two roles map to one field name in {names}')
+    if header is None:
+        header = make_header(types, radar.stamp_ns, radar.frame_id)
+    # is_dense describes the positions only: vx/vy are NaN by design where a sensor gives no velocity.
+    dense = bool(np.all(np.isfinite(radar.xyz)))
+    return numpy_to_pointcloud2(columns, convert_header(types, header), types, is_dense=dense)
