@@ -1,0 +1,41 @@
+"""
+``rcdepth export``: write a checkpoint as ONNX and / or TorchScript, and check each file against torch.
+
+The check runs the exported file (onnxruntime on the CPU; ``torch.jit.load``) and the torch model on the same
+example input and fails (exit status 2) when the depth differs by more than ``--tolerance`` metres.
+"""
+
+from rcdepth_ros.errors import ExportError
+from rcdepth_ros.models.checkpoint import load_checkpoint
+from rcdepth_ros.models.export import check_onnx, check_torchscript, export_onnx, export_torchscript, parse_size
+
+HELP = 'export a checkpoint to ONNX and TorchScript, checked against torch'
+
+
+def add_arguments(parser):
+    """Register the command's arguments."""
+    parser.add_argument('--model', required=True, help='checkpoint (.safetensors with its .json beside it)')
+    parser.add_argument('--onnx', default=None, help='output ONNX file')
+    parser.add_argument('--torchscript', default=None, help='output TorchScript file')
+    parser.add_argument('--size', default=None, help='input size HxW (default: the checkpoint input size)')
+    parser.add_argument('--opset', type=int, default=17, help='ONNX opset')
+    parser.add_argument('--tolerance', type=float, default=1e-3, help='largest accepted depth difference, metres')
+
+
+def run(args):
+    """Export and check; return 0."""
+    if not args.onnx and not args.torchscript:
+        raise ExportError('give --onnx OUT.onnx and / or --torchscript OUT.pt')
+    model, input_cfg, _, _ = load_checkpoint(args.model)
+    height, width = parse_size(args.size) if args.size else (input_cfg.height, input_cfg.width)
+    if args.onnx:
+        path = export_onnx(model, args.onnx, height, width, args.opset)
+        diffs = check_onnx(model, path, height, width, tolerance=args.tolerance)
+        print(f'{path}: ONNX opset {args.opset}, input {height}x{width}, max |onnxruntime - torch|: '
+              + ', '.join(f'{k} {v:.2e}' for k, v in diffs.items()))
+    if args.torchscript:
+        path = export_torchscript(model, args.torchscript, height, width)
+        diffs = check_torchscript(model, path, height, width, tolerance=args.tolerance)
+        print(f'{path}: TorchScript, input {height}x{width}, max |torchscript - torch|: '
+              + ', '.join(f'{k} {v:.2e}' for k, v in diffs.items()))
+    return 0
