@@ -15,6 +15,7 @@ setup(
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/launch', glob('launch/*.launch.py')),
         ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.xml')),
+        ('share/' + PACKAGE + '/config/models', glob('config/models/*.yaml')),
         ('share/' + PACKAGE + '/weights', glob('weights/*.safetensors') + glob('weights/*.json')),
     ],
     install_requires=['setuptools'],
