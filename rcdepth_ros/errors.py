@@ -42,6 +42,10 @@ class BagError(RcdepthError, ValueError):
     """A rosbag2 file cannot be read or written as asked (missing topic, unknown type, bad path)."""
 
 
+class MetricsError(RcdepthError, ValueError):
+    """Depth maps that cannot be evaluated (shape mismatch, bad caps) or a metrics file that cannot be read."""
+
+
 class ModelInputError(RcdepthError, ValueError):
     """Tensors given to a model have the wrong shape, channel count or size (sizes must be multiples of 32)."""
 
