@@ -65,3 +65,32 @@ def zju_fixture(tmp_path_factory):
     """Return (root, truth) of a generated ZJU-4DRadarCam data root with known depths (test/data/zju_fixture.py)."""
     root = tmp_path_factory.mktemp('zju')
     return root, load_fixture_builder('zju_fixture').make_zju_root(root)
+
+
+@pytest.fixture(scope='session')
+def nuscenes_fixture(tmp_path_factory):
+    """Return (root, truth) of a generated nuScenes data root the devkit loads (test/data/nuscenes_fixture.py)."""
+    root = tmp_path_factory.mktemp('nuscenes')
+    return root, load_fixture_builder('nuscenes_fixture').make_nuscenes_root(root)
+
+
+# A student small enough for fast tests (64x128 input, about 40k parameters, random init): engine, saliency,
+# checkpoint, export and node tests share it.
+TINY_STUDENT_CONFIG = {
+    'input': {'height': 64, 'width': 128},
+    'model': {'architecture': 'student',
+              'image_encoder': {'name': 'small_cnn', 'widths': [8, 16, 24, 32, 48]},
+              'radar_encoder': {'name': 'small_cnn', 'widths': [4, 8, 8, 16, 16]},
+              'decoder': {'widths': [32, 24, 16, 8, 8], 'daspp_bottleneck': 16, 'daspp_growth': 8},
+              'head': {'num_bins': 16}},
+}
+
+
+@pytest.fixture
+def tiny_student():
+    """Return (model, input_cfg, model_cfg): the seeded TINY_STUDENT_CONFIG student in eval mode."""
+    from rcdepth_ros.models import build_model, load_model_config
+    import torch
+    input_cfg, model_cfg = load_model_config(TINY_STUDENT_CONFIG)
+    torch.manual_seed(0)
+    return build_model(model_cfg, input_cfg).eval(), input_cfg, model_cfg

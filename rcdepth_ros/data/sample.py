@@ -34,11 +34,16 @@ class Sample:
     frames: typing.Dict[str, str] = dataclasses.field(default_factory=dict)   # role -> TF frame id
     stamps_ns: typing.Dict[str, int] = dataclasses.field(default_factory=dict)  # role -> stamp of that sensor
     boxes: typing.Optional[list] = None  # 3D boxes in the camera frame where the source has them
-    # The encoded file `image` was decoded from (JPEG / PNG), so a bag can keep the original bytes; None if none.
+    # The encoded file (JPEG / PNG) whose decoded pixels are exactly `image`, so a bag can keep the original bytes;
+    # None when there is none or the reader changed the pixels (e.g. cropped rows).
     image_path: typing.Optional[str] = None
     # 4x4 T_world_from_camera at the image stamp where the source knows the ego motion (nuScenes, synthetic),
     # frames['world'] naming the fixed frame; None otherwise (Astyx, ZJU).
     ego_pose: typing.Optional[np.ndarray] = None
+    # role -> 4x4 T_world_from_sensor at stamps_ns[role], where the source knows the ego motion: the points of a
+    # sensor were moved into the camera frame with inv(ego_pose) @ sensor_poses[role] (motion compensated), while
+    # extrinsics[role] is the static mounting calibration.
+    sensor_poses: typing.Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def height(self):

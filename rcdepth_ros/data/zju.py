@@ -204,7 +204,8 @@ class ZJUReader(SampleReader):
             source=self.source, frame_id=frame_id, stamp_ns=stamp, image=image, intrinsics=intrinsics, radar=radar,
             lidar_xyz=None, depth_gt=depth_gt, depth_gt_dense=depth_dense,
             extrinsics={'radar': np.eye(4)}, frames={'camera': ZJU_CAMERA_FRAME, 'radar': ZJU_CAMERA_FRAME},
-            stamps_ns={'camera': stamp, 'radar': stamp}, image_path=str(image_path))
+            stamps_ns={'camera': stamp, 'radar': stamp},
+            image_path=None if self.crop_rows is not None else str(image_path))
         if self.radar_image:
             sample.radar_image = rasterise_radar(radar, intrinsics, ZJU_RADAR_CHANNELS)
             sample.radar_channels = ZJU_RADAR_CHANNELS
