@@ -256,12 +256,13 @@ def _to_rgb(arr, encoding):
     if encoding.startswith('bgr'):
         return np.ascontiguousarray(arr[:, :, 2::-1])
     # rgb8/rgba8/rgb16/rgba16 and the raw 8UC3 / 8UC4 / 16UC3 / 16UC4, whose channels are taken as RGB(A).
-    return np.ascontiguousarray(arr[:, :, :3])
+    # Always a copy: for rgb8 the slice is the whole message buffer, and callers may write into the result.
+    return np.array(arr[:, :, :3], order='C', copy=True)
 
 
 def image_to_rgb(msg):
     """
-    Return an (H, W, 3) uint8 RGB image from an Image or a CompressedImage message.
+    Return a new (H, W, 3) uint8 RGB array (owning its memory) from an Image or a CompressedImage message.
 
     Colour encodings are reordered, alpha dropped, grey replicated, 16-bit reduced to the high byte, Bayer and
     YUV 4:2:2 converted with OpenCV. ``8UC3``/``8UC4`` channels are taken as RGB(A). Float and signed
@@ -286,9 +287,9 @@ def depth_to_image_msg(depth, header=None, types=None):
         raise ConversionError(f'depth image: expected (H, W), got shape {depth.shape}')
     depth = depth.astype(np.float32, copy=False)
     with np.errstate(invalid='ignore'):
-        invalid = ~(depth > 0) | ~np.isfinite(depth)
-    if invalid.any():
-        depth = np.where(invalid, np.float32(np.nan), depth)
+        valid = (depth > 0) & (depth < np.inf)       # False for NaN, 0, negatives and inf
+    if not valid.all():
+        depth = np.where(valid, depth, np.float32(np.nan))
     return numpy_to_image(depth, '32FC1', header, types)
 
 

@@ -138,10 +138,27 @@ def nearest_per_pixel(hits, width):
     if len(hits) == 0:
         return np.zeros(0, dtype=np.int64)
     linear = hits.v * int(width) + hits.u
-    order = np.lexsort((hits.z, linear))          # by pixel, then by depth: the first of each pixel is nearest
+    order = _by_pixel_then_depth(linear, hits.z)  # the first of each pixel is the nearest
     first = np.ones(order.shape[0], dtype=bool)
     first[1:] = linear[order][1:] != linear[order][:-1]
     return order[first]
+
+
+def _by_pixel_then_depth(linear, z):
+    """Return the order sorting hits by pixel, then depth; ties keep input order (same result as lexsort)."""
+    # One int64 key, pixel in the high bits and the depth's float64 bit pattern (ordered like the value for
+    # positive depths) in the low bits, sorts about 10x faster than np.lexsort on two keys (measured in
+    # benchmarks/bench_core.py). The depth keeps 63 - pixel_bits bits (42 at 900x1600: exact for float32 depths);
+    # equal keys, or depths the bit trick cannot order, fall back to the stable two-key sort.
+    pixel_bits = max(int(linear.max()).bit_length(), 1)
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    if pixel_bits <= 29 and np.all(z > 0) and np.all(np.isfinite(z)):
+        key = (linear.astype(np.int64) << (63 - pixel_bits)) | (z.view(np.int64) >> pixel_bits)
+        order = np.argsort(key)
+        ordered = key[order]
+        if not np.any(ordered[1:] == ordered[:-1]):
+            return order
+    return np.lexsort((z, linear))
 
 
 def sparse_depth_image(points_cam, K, width, height, min_depth=1e-3, max_depth=np.inf):

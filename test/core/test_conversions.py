@@ -197,7 +197,10 @@ def test_image_to_rgb(encoding):
     pixels = _random_pixels(np.random.default_rng(1), encoding, 4, 5)
     rgb = image_to_rgb(_image_msg(pixels, encoding, padding=2, big_endian=True))
     assert rgb.shape == (4, 5, 3) and rgb.dtype == np.uint8 and rgb.flags.c_contiguous
+    assert rgb.flags.owndata and rgb.flags.writeable
     np.testing.assert_array_equal(rgb, _rgb_expected(pixels, encoding))
+    unpadded = image_to_rgb(_image_msg(pixels, encoding, kind='numpy'))
+    assert unpadded.flags.owndata and unpadded.flags.writeable   # never a view of the message buffer
 
 
 @pytest.mark.parametrize('pattern, layout', [('rggb', [[0, 1], [1, 2]]), ('bggr', [[2, 1], [1, 0]]),
