@@ -1,6 +1,9 @@
 """Message types of both flavours (rclpy, rosbags): building, bytes wrapping, headers and stamps."""
 
 import array
+import os
+import subprocess
+import sys
 import types as pytypes
 
 import numpy as np
@@ -119,3 +122,18 @@ def test_rosbags_store_without_a_type_is_a_clear_error():
         types = {}
     with pytest.raises(ConversionError, match='no message type sensor_msgs/msg/Image'):
         rosbags_message_types(Store())
+
+
+def test_rclpy_build_works_with_field_checks_enabled():
+    """ROS_PYTHON_CHECK_FIELDS=1 makes the generated setters validate every byte; the build must not use them."""
+    code = ('import numpy as np\n'
+            'from rcdepth_ros.core.conversions import image_to_numpy, numpy_to_image, numpy_to_pointcloud2, '
+            'read_points\n'
+            'a = np.arange(12, dtype=np.float32).reshape(3, 4)\n'
+            'assert np.array_equal(image_to_numpy(numpy_to_image(a, "32FC1")), a)\n'
+            'cloud = numpy_to_pointcloud2({"x": np.arange(3, dtype=np.float32)})\n'
+            'assert read_points(cloud)["x"].tolist() == [0, 1, 2]\n'
+            'print("ok")\n')
+    env = dict(os.environ, ROS_PYTHON_CHECK_FIELDS='1')
+    done = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == 'ok', done.stderr

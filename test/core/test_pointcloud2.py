@@ -230,17 +230,18 @@ def test_nuscenes_radar_layout_as_pointcloud2(nuscenes_pcd_dir):
 @pytest.mark.parametrize('flavour', FLAVOURS)
 def test_radar_pointcloud2_round_trip_and_mapping(flavour):
     types = _types(flavour)
-    radar = RadarPoints(np.array([[10, 1, 0.5], [np.nan, 0, 0], [20, -3, 1]], np.float32),
-                        rcs=[5, 6, 7], v_radial=[-1, 0, 2], vxy=[[1, 0], [np.nan, np.nan], [0, 1]],
+    radar = RadarPoints(np.array([[10, 1, 0.5], [np.nan, 0, 0], [20, -3, 1], [np.inf, 2, 0]], np.float32),
+                        rcs=[5, 6, 7, 8], v_radial=[-1, 0, 2, 3], vxy=[[1, 0], [np.nan, np.nan], [0, 1], [0, 0]],
                         frame_id='radar_front', stamp_ns=1_234_567_890_123)
     msg = radar_to_pointcloud2(radar, types=types)
     assert pointcloud2_field_names(msg) == ['x', 'y', 'z', 'rcs', 'v_radial', 'vx', 'vy']
     assert msg.header.frame_id == 'radar_front' and msg.is_dense is False
     back = pointcloud2_to_radar(msg)
-    assert back.stamp_ns == radar.stamp_ns and back.frame_id == 'radar_front' and len(back) == 3
+    assert back.stamp_ns == radar.stamp_ns and back.frame_id == 'radar_front' and len(back) == 4
     for name in ('xyz', 'rcs', 'v_radial', 'vxy'):
         np.testing.assert_array_equal(getattr(back, name), getattr(radar, name))
-    assert len(pointcloud2_to_radar(msg, drop_invalid=True)) == 2
+    kept = pointcloud2_to_radar(msg, drop_invalid=True)    # NaN and inf positions are kept unless asked
+    assert len(kept) == 2 and kept.rcs.tolist() == [5, 7]
     renamed = radar_to_pointcloud2(radar, types=types, fields={'rcs': 'RCS', 'v_radial': 'doppler'})
     assert pointcloud2_field_names(renamed) == ['x', 'y', 'z', 'RCS', 'doppler']
     parsed = pointcloud2_to_radar(renamed)
