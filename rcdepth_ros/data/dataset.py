@@ -1,0 +1,139 @@
+"""
+The torch Dataset for training and evaluation: any reader -> model-resolution tensors.
+
+Per frame, two stages:
+
+1. the base (expensive, cacheable): the reader's Sample; the image scaled to the model width with
+   ``ImageTransform.fit_width`` (all rows kept, the same ``cv2.resize`` the inference path uses), K scaled alike;
+   radar and lidar points in the camera frame; ground-truth depth images at that resolution (sparse GT only when
+   the source has no lidar points, resampled with ``geometry.resize_sparse_depth``; dense GT with nearest
+   neighbour, never blending depths).
+2. the item (cheap, every time): optional augmentation (``data.augment``), then ``geometry.prepare_model_input``,
+   the function the inference engine calls, on the (possibly cropped / flipped) scaled image, so training and
+   inference preprocessing cannot drift. Sparse GT at model resolution: the lidar points projected with the
+   model-input K (``geometry.sparse_depth_image``), or the GT image resampled when there are no points.
+
+An item is a dict: ``image`` (3, H, W) normalised, ``radar`` (C, H, W) scaled, ``radar_raw`` (C, H, W) unscaled,
+``depth_gt`` (1, H, W) sparse lidar depth (0 = none), ``depth_gt_dense`` (1, H, W) (zeros where the source has
+none) with ``has_dense`` (bool), ``K`` (3, 3) at model resolution, ``flipped`` (bool), ``frame_id``, ``source``,
+``index``. Without augmentation an item equals what ``prepare_model_input`` gives for the original image
+(``prepare_model_input`` on the scaled image is an exact copy step: same size, no resampling).
+"""
+
+import cv2
+import numpy as np
+
+from rcdepth_ros.core import geometry
+from rcdepth_ros.core.sensor_types import RadarPoints
+from rcdepth_ros.data.augment import augment_view, rng_for, View
+from rcdepth_ros.errors import DatasetError
+
+
+def build_base(sample, width):
+    """Return the cacheable arrays of a Sample for model input width ``width`` (a dict of numpy arrays)."""
+    transform = geometry.ImageTransform.fit_width(sample.height, sample.width, 1, width, crop='top')
+    full = geometry.ImageTransform(transform.in_height, transform.in_width, transform.scaled_height,
+                                   transform.out_width, transform.scale, transform.scaled_height, 0)
+    base = {
+        'image': full.apply(sample.image),
+        'K': full.intrinsics(sample.intrinsics.K),
+        'radar_xyz': sample.radar.xyz.astype(np.float32),
+        'radar_rcs': sample.radar.rcs,
+        'radar_v_radial': sample.radar.v_radial,
+        'radar_vxy': sample.radar.vxy,
+    }
+    if sample.lidar_xyz is not None:
+        base['lidar_xyz'] = np.asarray(sample.lidar_xyz, dtype=np.float32).reshape(-1, 3)
+    else:
+        base['depth'] = geometry.resize_sparse_depth(sample.depth_gt, full)
+    if sample.depth_gt_dense is not None:
+        base['dense'] = full.apply(np.asarray(sample.depth_gt_dense, dtype=np.float32), cv2.INTER_NEAREST)
+    return base
+
+
+def view_from_base(base):
+    """Return the augmentable View of a base."""
+    radar = RadarPoints(base['radar_xyz'], base['radar_rcs'], base['radar_v_radial'], base['radar_vxy'])
+    return View(image=base['image'], K=np.asarray(base['K'], dtype=np.float64), radar=radar,
+                lidar_xyz=base.get('lidar_xyz'), depth=base.get('depth'), dense=base.get('dense'))
+
+
+class RadarCameraDataset:
+    """
+    ``torch.utils.data.Dataset`` over a reader (any ``SampleReader``) for one ``InputConfig``.
+
+    ``augment`` is an ``AugmentConfig`` (None: no augmentation); ``cache`` a ``PreprocessCache`` (None: rebuild the
+    base every time). ``set_epoch(n)`` changes the augmentation draws per epoch; they depend only on (seed, epoch,
+    index), never on the worker.
+    """
+
+    def __init__(self, reader, input_cfg, augment=None, cache=None):
+        """Keep the reader, the input configuration, the augmentation and the cache."""
+        self.reader = reader
+        self.input_cfg = input_cfg
+        self.augment = augment
+        self.cache = cache
+        self.epoch = 0
+        self.frame_ids = reader.frame_ids
+
+    def __len__(self):
+        """Return the number of frames."""
+        return len(self.frame_ids)
+
+    def set_epoch(self, epoch):
+        """Select the augmentation draws of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def base(self, index):
+        """Return the base arrays of item ``index`` (from the cache when it holds them)."""
+        frame_id = self.frame_ids[index]
+        key = None
+        if self.cache is not None:
+            key = self.cache.key(self.reader, frame_id, self.input_cfg.width)
+            cached = self.cache.load(self.reader.source, key)
+            if cached is not None:
+                return cached
+        base = build_base(self.reader.sample(frame_id), self.input_cfg.width)
+        if self.cache is not None:
+            self.cache.store(self.reader.source, key, base)
+        return base
+
+    def __getitem__(self, index):
+        """Return the tensors of item ``index`` (see the module docstring)."""
+        import torch
+        if not -len(self) <= index < len(self):
+            raise DatasetError(f'{self.reader.source} dataset: index {index} out of range for {len(self)} frames')
+        index = int(index) % len(self)
+        view = view_from_base(self.base(index))
+        if self.augment is not None:
+            view = augment_view(view, self.augment, self.input_cfg.height, self.input_cfg.width,
+                                rng_for(self.augment.seed, self.epoch, index))
+        arrays = self.model_arrays(view)
+        item = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in arrays.items()}
+        item['has_dense'] = torch.tensor(view.dense is not None)
+        item['flipped'] = torch.tensor(view.flipped)
+        item['frame_id'] = self.frame_ids[index]
+        item['source'] = self.reader.source
+        item['index'] = index
+        return item
+
+    def model_arrays(self, view):
+        """Return the numpy arrays of a view at model resolution (prepare_model_input + ground truth)."""
+        cfg = self.input_cfg
+        model_input = geometry.prepare_model_input(view.image, view.radar, view.K, cfg)
+        if view.lidar_xyz is not None:
+            depth = geometry.sparse_depth_image(view.lidar_xyz, model_input.K, cfg.width, cfg.height)
+        else:
+            depth = geometry.resize_sparse_depth(view.depth, model_input.transform)
+        if view.dense is not None:
+            dense = model_input.transform.apply(view.dense, cv2.INTER_NEAREST)
+        else:
+            dense = np.zeros((cfg.height, cfg.width), np.float32)
+        return {
+            'image': model_input.image,
+            'radar': model_input.radar,
+            'radar_raw': model_input.radar_raw.transpose(2, 0, 1),
+            'depth_gt': depth[None].astype(np.float32),
+            'depth_gt_dense': dense[None].astype(np.float32),
+            'K': model_input.K.astype(np.float32),
+        }
