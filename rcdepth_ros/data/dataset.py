@@ -20,6 +20,8 @@ none) with ``has_dense`` (bool), ``K`` (3, 3) at model resolution, ``flipped`` (
 (``prepare_model_input`` on the scaled image is an exact copy step: same size, no resampling).
 """
 
+import copy
+
 import cv2
 import numpy as np
 
@@ -69,6 +71,11 @@ class RadarCameraDataset:
 
     def __init__(self, reader, input_cfg, augment=None, cache=None):
         """Keep the reader, the input configuration, the augmentation and the cache."""
+        if getattr(reader, 'radar_image', False):
+            # The full-resolution radar image of a Sample costs about 14 ms on an Astyx frame and the model input
+            # rasterises its own at model resolution: read with a copy that skips it.
+            reader = copy.copy(reader)
+            reader.radar_image = False
         self.reader = reader
         self.input_cfg = input_cfg
         self.augment = augment

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from rcdepth_ros.core import geometry
+from rcdepth_ros.data.agreement import radar_lidar_agreement
 from rcdepth_ros.data.astyx import AstyxReader
 
 FRAMES = list(range(0, 436, 18))
@@ -29,26 +30,6 @@ def astyx_samples(astyx_root):
     if len(frames) < 20:
         pytest.skip(f'need at least 20 of the frames {FRAMES[0]}..{FRAMES[-1]} in {astyx_root}, found {len(frames)}')
     return [reader.sample(f) for f in frames]
-
-
-def radar_lidar_differences(samples, T_perturb=None, radius=RADIUS_PX):
-    """Return radar depth minus the depth of the nearest lidar pixel within ``radius`` px, over all frames."""
-    offsets = np.array([(dv, du) for dv in range(-radius, radius + 1) for du in range(-radius, radius + 1)
-                        if dv * dv + du * du <= radius * radius])
-    differences = []
-    for sample in samples:
-        K, width, height = sample.intrinsics.K, sample.width, sample.height
-        radar = sample.radar.xyz if T_perturb is None else geometry.transform_points(sample.radar.xyz, T_perturb)
-        hits = geometry.project_points(radar, K, width, height, min_depth=1.0, max_depth=120.0)
-        lidar = geometry.sparse_depth_image(sample.lidar_xyz, K, width, height, min_depth=1.0, max_depth=120.0)
-        rows = np.clip(hits.v[:, None] + offsets[None, :, 0], 0, height - 1)
-        cols = np.clip(hits.u[:, None] + offsets[None, :, 1], 0, width - 1)
-        window = lidar[rows, cols]                                   # (returns, offsets)
-        distance = np.where(window > 0, np.hypot(offsets[:, 0], offsets[:, 1])[None, :], np.inf)
-        nearest = np.argmin(distance, axis=1)
-        matched = np.isfinite(distance[np.arange(len(hits)), nearest])
-        differences.append(hits.z[matched] - window[np.nonzero(matched)[0], nearest[matched]])
-    return np.concatenate(differences)
 
 
 def test_radar_and_lidar_land_in_the_image_at_plausible_depths(astyx_samples):
@@ -74,12 +55,14 @@ def test_radar_and_lidar_land_in_the_image_at_plausible_depths(astyx_samples):
 
 
 def test_radar_depth_agrees_with_nearby_lidar(astyx_samples):
-    diff = np.abs(radar_lidar_differences(astyx_samples))
-    median, within_1m, within_half = float(np.median(diff)), float(np.mean(diff < 1.0)), float(np.mean(diff < 0.5))
-    print(f'\nAstyx radar vs lidar on {len(astyx_samples)} frames, {len(diff)} radar returns with lidar within '
-          f'{RADIUS_PX} px: median |radar - nearest lidar| = {median:.2f} m, within 1 m: {100 * within_1m:.0f} %, '
-          f'within 0.5 m: {100 * within_half:.0f} %')
-    assert len(diff) > 20 * len(astyx_samples)
+    agreement = radar_lidar_agreement(astyx_samples, radius=RADIUS_PX)
+    median, within_1m, within_half = agreement.median_abs, agreement.fraction_within(1.0), \
+        agreement.fraction_within(0.5)
+    print(f'\nAstyx radar vs lidar on {agreement.frames} frames, {agreement.matched} radar returns with lidar '
+          f'within {RADIUS_PX} px: median |radar - nearest lidar| = {median:.2f} m, within 1 m: '
+          f'{100 * within_1m:.0f} %, within 0.5 m: {100 * within_half:.0f} %')
+    assert agreement.frames == len(astyx_samples) >= 20
+    assert agreement.matched > 20 * len(astyx_samples)
     assert median < 6.0
     assert within_1m > 0.25
     assert within_half > 0.18
@@ -92,9 +75,9 @@ def test_radar_depth_agrees_with_nearby_lidar(astyx_samples):
 ])
 def test_a_small_calibration_error_is_detected(astyx_samples, label, T):
     """The agreement figure is sensitive enough to see a 1 degree or 0.3 m error of the radar extrinsic."""
-    true = np.abs(radar_lidar_differences(astyx_samples))
-    wrong = np.abs(radar_lidar_differences(astyx_samples, T))
-    print(f'\n{label}: within 0.5 m {100 * np.mean(wrong < 0.5):.0f} % (true chain {100 * np.mean(true < 0.5):.0f} '
-          f'%), median {np.median(wrong):.2f} m (true {np.median(true):.2f} m)')
-    assert np.mean(wrong < 0.5) < 0.75 * np.mean(true < 0.5)
-    assert np.median(wrong) > np.median(true) + 1.0
+    true = radar_lidar_agreement(astyx_samples, RADIUS_PX)
+    wrong = radar_lidar_agreement(astyx_samples, RADIUS_PX, T_radar_perturbation=T)
+    print(f'\n{label}: within 0.5 m {100 * wrong.fraction_within(0.5):.0f} % (true chain '
+          f'{100 * true.fraction_within(0.5):.0f} %), median {wrong.median_abs:.2f} m (true {true.median_abs:.2f} m)')
+    assert wrong.fraction_within(0.5) < 0.75 * true.fraction_within(0.5)
+    assert wrong.median_abs > true.median_abs + 1.0
