@@ -47,6 +47,9 @@ NUSCENES_EVAL_CROP_TOP = 4
 MOVING_ATTRIBUTES = ('vehicle.moving', 'cycle.with_rider', 'pedestrian.moving')
 WORLD_FRAME = 'map'
 LIDAR_FIELDS = 5                              # x, y, z, intensity, ring index (float32)
+# Loading the trainval tables takes about a minute and GBs: readers of the same tables (train and val, options
+# that differ) share one devkit object, keyed by the table files' names, sizes and modification times.
+_TABLES = {}
 
 
 def pose_matrix(record):
@@ -146,16 +149,24 @@ class NuScenesReader(SampleReader):
                            f'{present or "none (no v1.0-* folder)"}; pass version=')
 
     def _load_tables(self):
+        """Return the devkit's NuScenes object, shared by readers of the same unchanged tables in this process."""
         try:
             from nuscenes.nuscenes import NuScenes
         except ImportError as exc:
             raise DatasetError(f'nuScenes: nuscenes-devkit is not importable ({exc}); pip install '
                                f'nuscenes-devkit==1.2.0') from exc
-        try:
-            return NuScenes(version=self.version, dataroot=str(self.root), verbose=False)
-        except (AssertionError, OSError, KeyError, ValueError, TypeError) as exc:
-            raise DatasetError(f'nuScenes {self.root / self.version}: the devkit cannot load the tables '
-                               f'({type(exc).__name__}: {exc})') from exc
+        table_dir = self.root / self.version
+        key = (str(table_dir.resolve()), tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
+                                                      for p in table_dir.glob('*.json'))))
+        if key not in _TABLES:
+            try:
+                nusc = NuScenes(version=self.version, dataroot=str(self.root), verbose=False)
+            except (AssertionError, OSError, KeyError, ValueError, TypeError) as exc:
+                raise DatasetError(f'nuScenes {table_dir}: the devkit cannot load the tables '
+                                   f'({type(exc).__name__}: {exc})') from exc
+            _TABLES.clear()                    # the full tables take GBs: keep the latest set only
+            _TABLES[key] = nusc
+        return _TABLES[key]
 
     def _record(self, table, token, frame_id):
         try:

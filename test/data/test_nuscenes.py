@@ -186,11 +186,12 @@ def test_without_moving_box_removal_the_car_would_smear(nuscenes_fixture):
     assert len(smeared) > with_removal + 6 * 500
 
 
-def test_dense_interpolated_gt(nuscenes_fixture):
+def test_dense_interpolated_gt(nuscenes_fixture, reader):
     root, _ = nuscenes_fixture
-    sample = NuScenesReader(root, gt_sweeps=2, dense_gt=True, dense_window=6).sample(
-        NuScenesReader(root).frame_ids[1])
-    accumulated = NuScenesReader(root, gt_sweeps=2).sample(sample.frame_id).depth_gt_dense
+    dense_reader = NuScenesReader(root, gt_sweeps=2, dense_gt=True, dense_window=6)
+    sample = dense_reader.sample(reader.frame_ids[1])
+    accumulated = geometry.sparse_depth_image(dense_reader.accumulated_lidar(sample.frame_id), sample.intrinsics.K,
+                                              1600, 900)
     valid = accumulated > 0
     np.testing.assert_array_equal(sample.depth_gt_dense[valid], accumulated[valid])
     assert np.count_nonzero(sample.depth_gt_dense) > 1.5 * np.count_nonzero(accumulated)
