@@ -94,3 +94,9 @@ def tiny_student():
     input_cfg, model_cfg = load_model_config(TINY_STUDENT_CONFIG)
     torch.manual_seed(0)
     return build_model(model_cfg, input_cfg).eval(), input_cfg, model_cfg
+
+
+@pytest.fixture(scope='session')
+def fixture_builders():
+    """Return ``load_fixture_builder``: tests import the generated-data builders (zju, nuscenes) through it."""
+    return load_fixture_builder

@@ -17,9 +17,8 @@ pytest.importorskip('nuscenes')
 
 
 @pytest.fixture(scope='module')
-def builder():
-    from conftest import load_fixture_builder
-    return load_fixture_builder('nuscenes_fixture')
+def builder(fixture_builders):
+    return fixture_builders('nuscenes_fixture')
 
 
 @pytest.fixture(scope='module')
