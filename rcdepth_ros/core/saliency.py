@@ -4,7 +4,7 @@ Grad-CAM saliency for dense depth outputs, in one code path for inference and fo
 For a layer with activation A (B, K, h, w) and a scalar target y computed from the predicted depth,
 ``alpha_k = mean_ij dy/dA_kij`` and ``S = relu(sum_k alpha_k A_k)``; S is normalised per map to [0, 1] (default
 ``'max'``: divided by its maximum, so 0 keeps meaning "no positive evidence"; ``'minmax'``: (S - min) / (max - min);
-an all-zero map stays zero) and optionally resized (bilinear, which keeps the range).
+an all-zero map stays zero), after an optional bilinear resize, so each map at the requested size peaks at 1.
 
 Targets (``saliency_target``): ``'mean'`` (mean predicted depth), a box ``(x0, y0, x1, y1)`` in depth-map pixels
 (end exclusive), or a mask (H, W) / (B, 1, H, W) (weighted mean). Over a batch, y is the sum of the per-sample
@@ -129,8 +129,9 @@ def grad_cam(activation, target, create_graph=False, normalise='max', size=None,
 
     One backward pass (``torch.autograd.grad``). ``create_graph=True`` keeps the map differentiable (student
     distillation; the forward graph is then retained); otherwise the map is detached and the graph freed unless
-    ``retain_graph``. ``size`` (h, w) resizes bilinearly. ``grad_scale`` multiplies dy/dA (the normalised map does
-    not change): the number of target pixels keeps fp16 gradients of a mean clear of underflow.
+    ``retain_graph``. ``size`` (h, w) resizes bilinearly before normalising. ``grad_scale`` multiplies dy/dA
+    (the normalised map does not change): the number of target pixels keeps fp16 gradients of a mean clear of
+    underflow.
     """
     if activation is None:
         raise ConfigError('saliency: no activation was captured (did the forward pass run inside GradCAM?)')
@@ -139,9 +140,10 @@ def grad_cam(activation, target, create_graph=False, normalise='max', size=None,
     (grads,) = torch.autograd.grad(target, activation, grad_outputs=seed, create_graph=create_graph,
                                    retain_graph=retain)
     alpha = grads.float().mean(dim=(2, 3), keepdim=True)
-    cam = normalise_maps(F.relu((alpha * activation.float()).sum(dim=1, keepdim=True)), normalise)
+    cam = F.relu((alpha * activation.float()).sum(dim=1, keepdim=True))
     if size is not None and tuple(cam.shape[-2:]) != tuple(size):
         cam = F.interpolate(cam, size=tuple(int(s) for s in size), mode='bilinear', align_corners=False)
+    cam = normalise_maps(cam, normalise)
     return cam if create_graph else cam.detach()
 
 

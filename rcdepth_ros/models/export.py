@@ -138,7 +138,9 @@ def check_torchscript(model, path, height, width, batch=1, tolerance=1e-3, seed=
     image, radar = example_inputs(model.input_cfg, height, width, batch, seed)
     expected = torch_reference(model, image, radar)
     try:
-        loaded = torch.jit.load(str(path), map_location='cpu')
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')   # torch.jit.load announces its deprecation
+            loaded = torch.jit.load(str(path), map_location='cpu')
         with torch.no_grad():
             got = [t.numpy() for t in _as_tuple(loaded(image, radar))]
     except (RuntimeError, ValueError) as exc:
