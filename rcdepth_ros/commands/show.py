@@ -74,8 +74,9 @@ def render_sample(sample, out, max_depth=80.0, boxes=True):
         lidar_z = sample.depth_gt[lidar_v, lidar_u]
     panels = 2 if sample.depth_gt_dense is not None else 1
     fig_width = 16.0
-    panel_height = fig_width * 0.85 * height / width
-    fig, axes = plt.subplots(panels, 1, figsize=(fig_width, panel_height * panels + 0.9), squeeze=False)
+    panel_height = (fig_width - 1.4) * height / width + 0.35          # the colour bar takes about 1.4 in
+    fig, axes = plt.subplots(panels, 1, figsize=(fig_width, panel_height * panels + 0.2), squeeze=False,
+                             layout='constrained')
     norm = matplotlib.colors.Normalize(vmin=0.0, vmax=max_depth)
     cmap = plt.get_cmap(COLORMAP)
 
@@ -123,7 +124,7 @@ def render_sample(sample, out, max_depth=80.0, boxes=True):
         ax.set_yticks([])
         coverage = float((sample.depth_gt_dense > 0).mean())
         ax.set_title(f'dense ground truth ({100 * coverage:.0f} % of pixels; black = none)', fontsize=10)
-    bar = fig.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.025, pad=0.01)
+    bar = fig.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.03, pad=0.005, aspect=30)
     bar.set_label('depth [m]')
     fig.savefig(out, dpi=100)
     plt.close(fig)

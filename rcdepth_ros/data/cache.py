@@ -31,8 +31,8 @@ from rcdepth_ros.errors import DatasetError
 CACHE_VERSION = 1
 CACHE_ENV = 'RCDEPTH_CACHE'
 LOG = logging.getLogger(__name__)
-# Reader attributes that do not change what a frame's Sample holds.
-NOT_IDENTITY = ('skipped', 'split')
+# Reader attributes that do not change what a frame's Sample holds. (The split does, for synthetic drives.)
+NOT_IDENTITY = ('skipped',)
 
 
 def default_cache_directory():

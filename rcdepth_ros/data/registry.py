@@ -65,6 +65,8 @@ def open_reader(source, root=None, split=None, frames=None, **options):
         known = sorted(p for p in parameters if p not in ('self', 'root', 'split', 'frames'))
         raise DatasetError(f'data source {source!r}: unknown option(s) {unknown}; known: {known}')
     if SOURCES[source][2] is None:
+        if root is not None:
+            raise DatasetError(f'data source {source!r} is generated and reads no files: got root={str(root)!r}')
         if split is not None and 'split' not in parameters:
             raise DatasetError(f'data source {source!r} has no splits (got split={split!r})')
         kwargs = dict(options)

@@ -56,3 +56,12 @@ def test_show_errors(zju_fixture, tmp_path, capsys):
     assert main(['show', '--source', 'zju', '--root', str(root), '--frame', '1', '--max-depth', '0', '--out',
                  str(tmp_path / 'x.png')]) == 2
     assert '--max-depth must be positive' in capsys.readouterr().err
+
+
+def test_show_synthetic(tmp_path, capsys):
+    synthetic = pytest.importorskip('rcdepth_ros.data.synthetic')
+    if not hasattr(synthetic, 'SyntheticReader'):
+        pytest.skip('rcdepth_ros.data.synthetic has no SyntheticReader yet')
+    out = tmp_path / 'synthetic.png'
+    assert main(['show', '--source', 'synthetic', '--frame', '3', '--out', str(out)]) == 0
+    assert cv2.imread(str(out)) is not None and 'dense GT yes' in capsys.readouterr().out

@@ -162,12 +162,13 @@ def test_cache_key_and_corrupt_entries(zju_fixture, tmp_path):
     cache = PreprocessCache(tmp_path)
     reader = ZJUReader(root)
     key = cache.key(reader, '000001', 320)
-    assert key == cache.key(ZJUReader(root, split='train'), '000001', 320)      # the split does not matter
+    assert key == cache.key(ZJUReader(root), '000001', 320)
+    assert key != cache.key(ZJUReader(root, split='train'), '000001', 320)     # synthetic splits differ
     assert key != cache.key(reader, '000001', 640)
     assert key != cache.key(reader, '000002', 320)
     assert key != cache.key(ZJUReader(root, crop_rows=None), '000001', 320)
     identity = reader_identity(ZJUReader(root, crop_rows=None))
-    assert identity['crop_rows'] is None and identity['source'] == 'zju' and 'split' not in identity
+    assert identity['crop_rows'] is None and identity['source'] == 'zju' and identity['split'] == 'full'
     dataset = RadarCameraDataset(reader, CFG, cache=cache)
     first = dataset[1]
     assert dataset.reader.radar_image is False and reader.radar_image is True   # a copy skips the 20 MB image

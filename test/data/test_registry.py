@@ -32,3 +32,13 @@ def test_open_reader_uses_the_data_root(monkeypatch, tmp_path):
     monkeypatch.setenv('RCDEPTH_DATA', str(tmp_path))
     with pytest.raises(DatasetError, match=f'{tmp_path}/astyx_hires2019/dataset.json: file not found'):
         registry.open_reader('astyx')
+
+
+def test_synthetic_source_takes_no_root():
+    synthetic = pytest.importorskip('rcdepth_ros.data.synthetic')
+    if not hasattr(synthetic, 'SyntheticReader'):
+        pytest.skip('rcdepth_ros.data.synthetic has no SyntheticReader yet')
+    reader = registry.open_reader('synthetic', frames='0-1')
+    assert reader.source == 'synthetic' and len(reader) == 2
+    with pytest.raises(DatasetError, match='is generated and reads no files'):
+        registry.open_reader('synthetic', root='/tmp')
