@@ -74,8 +74,9 @@ def main():
     lean = AstyxReader(root, radar_image=False, boxes=False)
     frames = list(range(0, 350, max(1, 350 // args.frames)))[:args.frames]
     lean.sample(frames[0])                                      # imports and first-call costs out of the timings
+    # The machine is shared: the load average says how much of its 2 cores the timings really had.
     results = {'machine': {'cpu_count': os.cpu_count(), 'platform': platform.platform(),
-                           'torch_threads': torch.get_num_threads()},
+                           'torch_threads': torch.get_num_threads(), 'load_average_start': os.getloadavg()[0]},
                'input': {'height': cfg.height, 'width': cfg.width}, 'runs': args.runs, 'frames_timed': len(frames)}
     results['load_project_ms'] = per_call_ms(full.sample, frames)
     results['load_project_no_radar_image_ms'] = per_call_ms(lean.sample, frames)
@@ -124,6 +125,7 @@ def main():
     print(f'Radar vs lidar on {agreement.frames} frames: {agreement.matched} returns with lidar within 3 px, '
           f'median |difference| {agreement.median_abs:.2f} m, within 1 m {100 * agreement.fraction_within(1):.0f} %, '
           f'within 0.5 m {100 * agreement.fraction_within(0.5):.0f} %')
+    results['machine']['load_average_end'] = os.getloadavg()[0]
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(results, indent=2) + '\n')
     print(f'wrote {RESULT}')
