@@ -1,0 +1,138 @@
+"""
+One frame of a synthetic drive: render the camera, scan the lidar, measure the radar, and assemble the Sample.
+
+Every frame draws from its own random streams, seeded by (seed, split, drive, frame, sensor), so a frame is the
+same whatever was generated before it, and the camera's noise never shifts the radar's draws (fog and night
+change the image only).
+"""
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from rcdepth_ros.core.geometry import invert_transform, transform_points
+from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
+from rcdepth_ros.data.boxes import Box3D
+from rcdepth_ros.data.readers import lidar_depth_image, rasterise_radar
+from rcdepth_ros.data.sample import Sample
+from rcdepth_ros.data.synthetic.layout import FRAME_RATE, generate_drive
+from rcdepth_ros.data.synthetic.lidar import LidarModel
+from rcdepth_ros.data.synthetic.radar import RadarModel
+from rcdepth_ros.data.synthetic.render import CameraRenderer
+from rcdepth_ros.data.synthetic.scene import PEDESTRIAN, VEHICLE
+from rcdepth_ros.data.synthetic.textures import TextureBank
+
+SOURCE = 'synthetic'
+EPOCH_NS = 1_704_067_200 * 1_000_000_000            # 2024-01-01T00:00:00Z
+DRIVE_GAP_NS = 3600 * 1_000_000_000                 # drives start an hour apart
+FRAME_PERIOD_NS = int(1e9 / FRAME_RATE)
+# TF frame of each role; 'base' is the ego vehicle (base_link on the ground under the rear axle), 'world' the
+# fixed odometry frame the ego pose is given in.
+FRAMES = {'camera': 'camera_optical', 'radar': 'radar', 'lidar': 'lidar', 'base': 'base_link', 'world': 'odom'}
+CAMERA, LIDAR, RADAR = 1, 2, 3
+DRIVE_CACHE = 2
+LOOK_BEHIND = 30.0
+LOOK_AHEAD_MARGIN = 60.0
+
+
+def frame_stamp_ns(drive_index, frame_index):
+    """Return the timestamp of a frame: drives an hour apart from a fixed epoch, frames at 10 Hz."""
+    return EPOCH_NS + int(drive_index) * DRIVE_GAP_NS + int(frame_index) * FRAME_PERIOD_NS
+
+
+@dataclasses.dataclass
+class SyntheticFrame:
+    """A frame's Sample plus the ground truth behind it (what each pixel and each radar return came from)."""
+
+    sample: Sample
+    drive: object
+    time: float
+    primitives: list
+    camera: object          # render.CameraFrame
+    radar: object           # radar.RadarScan in the radar frame
+
+
+class SceneGenerator:
+    """Generates frames of one configuration and split; keeps the textures, sensor models and recent drives."""
+
+    def __init__(self, config, split_key=0):
+        """Build the textures and the sensor models (once per configuration)."""
+        self.config = config
+        self.split_key = int(split_key)
+        self.textures = TextureBank(config.seed)
+        self.camera = CameraRenderer(config, self.textures)
+        self.lidar = LidarModel(config)
+        self.radar = RadarModel(config)
+        self._drives = collections.OrderedDict()
+
+    def drive(self, drive_index):
+        """Return the Drive ``drive_index`` (cached: a few recent drives)."""
+        drive = self._drives.get(drive_index)
+        if drive is None:
+            drive = generate_drive(self.config, drive_index, self.split_key)
+            self._drives[drive_index] = drive
+            while len(self._drives) > DRIVE_CACHE:
+                self._drives.popitem(last=False)
+        else:
+            self._drives.move_to_end(drive_index)
+        return drive
+
+    def _rng(self, drive_index, frame_index, sensor):
+        return np.random.default_rng([int(self.config.seed), self.split_key, int(drive_index), int(frame_index),
+                                      sensor])
+
+    def frame(self, drive_index, frame_index, frame_id='', radar_image=True, boxes=True):
+        """Return the SyntheticFrame ``frame_index`` of drive ``drive_index``."""
+        cfg = self.config
+        drive = self.drive(drive_index)
+        rig = drive.rig
+        t = frame_index / FRAME_RATE
+        stamp = frame_stamp_ns(drive_index, frame_index)
+        T_world_from_base = drive.ego_pose(t)
+        poses = {'base': T_world_from_base, 'camera': T_world_from_base @ rig.T_base_from_camera,
+                 'lidar': T_world_from_base @ rig.T_base_from_lidar,
+                 'radar': T_world_from_base @ rig.T_base_from_radar}
+        s_ego = drive.ego.road_position(t)[0]
+        reach = max(cfg.max_depth, cfg.radar_max_range, cfg.lidar_max_range) + LOOK_AHEAD_MARGIN
+        primitives = drive.primitives(t, (s_ego - LOOK_BEHIND, s_ego + reach))
+        camera = self.camera.render(drive, t, primitives, poses['camera'], self._rng(drive_index, frame_index,
+                                                                                     CAMERA))
+        lidar = self.lidar.scan(drive.road, primitives, poses['lidar'], self._rng(drive_index, frame_index, LIDAR))
+        v_radar = drive.ego_velocity(t, rig.T_base_from_radar[:3, 3])
+        scan = self.radar.measure(drive, primitives, poses['radar'], v_radar,
+                                  self._rng(drive_index, frame_index, RADAR))
+        extrinsics = {role: rig.T_camera_from(name) for role, name in
+                      (('radar', 'radar'), ('lidar', 'lidar'), ('base', 'base_link'))}
+        intrinsics = CameraIntrinsics(rig.K, cfg.width, cfg.height, frame_id=FRAMES['camera'])
+        radar_cam = RadarPoints(scan.xyz, scan.rcs, scan.v_radial, scan.vxy, FRAMES['radar'],
+                                stamp).transformed(extrinsics['radar'], FRAMES['camera'])
+        lidar_cam = transform_points(lidar, extrinsics['lidar']).astype(np.float32)
+        sample = Sample(
+            source=SOURCE, frame_id=frame_id, stamp_ns=stamp, image=camera.image, intrinsics=intrinsics,
+            radar=radar_cam, lidar_xyz=lidar_cam, depth_gt=lidar_depth_image(lidar_cam, intrinsics),
+            depth_gt_dense=camera.depth, extrinsics=extrinsics, frames=dict(FRAMES),
+            stamps_ns={role: stamp for role in ('camera', 'radar', 'lidar')},
+            ego_pose=poses['camera'], sensor_poses=poses)
+        if radar_image:
+            sample.radar_image = rasterise_radar(radar_cam, intrinsics, cfg.radar_channels)
+            sample.radar_channels = tuple(cfg.radar_channels)
+        if boxes:
+            sample.boxes = _boxes(drive, t, invert_transform(poses['camera']))
+        return SyntheticFrame(sample, drive, t, primitives, camera, scan)
+
+
+def _boxes(drive, t, T_cam_from_world):
+    """Return the vehicles and pedestrians near the camera as Box3D in the camera frame."""
+    boxes = []
+    for instance, thing in enumerate(drive.things):
+        if thing.kind not in (VEHICLE, PEDESTRIAN) or thing.size is None:
+            continue
+        T = T_cam_from_world @ thing.pose(drive.road, t)
+        centre = T[:3, :3] @ np.array([0.0, 0.0, thing.size[2] / 2.0]) + T[:3, 3]
+        if not -10.0 < centre[2] < 250.0:
+            continue
+        boxes.append(Box3D(centre, thing.size, T[:3, :3], thing.label, FRAMES['camera'],
+                           {'instance': instance, 'kind': thing.kind, 'moving': bool(thing.speed),
+                            'speed': float(thing.speed)}))
+    return boxes

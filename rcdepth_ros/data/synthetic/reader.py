@@ -1,0 +1,71 @@
+"""The synthetic data set behind the common reader interface: ``SyntheticReader(config)``."""
+
+from rcdepth_ros.data.readers import SampleReader
+from rcdepth_ros.data.synthetic.config import synthetic_config, SyntheticConfig
+from rcdepth_ros.data.synthetic.generator import SceneGenerator, SOURCE
+from rcdepth_ros.errors import ConfigError, DatasetError
+
+# Splits are disjoint sets of drives (different random layouts), each with config.num_drives drives.
+SPLITS = {None: 0, 'train': 0, 'val': 1, 'test': 2}
+
+
+def synthetic_frame_id(drive_index, frame_index):
+    """Return the frame id of a frame, e.g. ``'drive0003/0012'``."""
+    return f'drive{int(drive_index):04d}/{int(frame_index):04d}'
+
+
+class SyntheticReader(SampleReader):
+    """
+    Procedural driving scenes: ``config.num_drives`` drives of ``config.frames_per_drive`` frames at 10 Hz.
+
+    ``config`` is a SyntheticConfig or its plain-data form (a dict, as embedded in a YAML file); ``split``
+    ('train' = the default drives, 'val', 'test') picks a disjoint set of drives. ``radar_image`` and ``boxes``
+    say whether samples carry the full-resolution radar image and the 3D boxes of vehicles and pedestrians.
+    ``sample(frame_id)`` is deterministic and independent of the order frames are asked for.
+    """
+
+    source = SOURCE
+
+    def __init__(self, config=None, split=None, radar_image=True, boxes=True):
+        """Validate the configuration and list the frame ids; nothing is generated yet."""
+        if config is None:
+            config = SyntheticConfig()
+        elif isinstance(config, dict):
+            config = synthetic_config(config)
+        elif not isinstance(config, SyntheticConfig):
+            raise ConfigError(f'synthetic: config must be a SyntheticConfig or a mapping, got {type(config).__name__}')
+        if split not in SPLITS:
+            raise DatasetError(f"synthetic: unknown split {split!r}; choose from 'train', 'val', 'test'")
+        self.config = config
+        self.split = split
+        self.radar_image = bool(radar_image)
+        self.boxes = bool(boxes)
+        self._generator = None
+        super().__init__(synthetic_frame_id(d, f) for d in range(config.num_drives)
+                         for f in range(config.frames_per_drive))
+
+    @property
+    def generator(self):
+        """Return the SceneGenerator (built on first use, shared by copies made with ``select``)."""
+        if self._generator is None:
+            self._generator = SceneGenerator(self.config, SPLITS[self.split])
+        return self._generator
+
+    def resolve_frame_id(self, frame_id):
+        """Accept ``'drive0003/0012'`` and ``(3, 12)``; return the canonical frame id."""
+        if isinstance(frame_id, tuple) and len(frame_id) == 2:
+            frame_id = synthetic_frame_id(*frame_id)
+        return super().resolve_frame_id(frame_id)
+
+    def _indices(self, frame_id):
+        drive, frame = frame_id[len('drive'):].split('/')
+        return int(drive), int(frame)
+
+    def frame(self, frame_id):
+        """Return the SyntheticFrame of ``frame_id``: the Sample plus its ground truth (pixel and radar origins)."""
+        key = self.resolve_frame_id(frame_id)
+        drive, frame = self._indices(key)
+        return self.generator.frame(drive, frame, key, self.radar_image, self.boxes)
+
+    def _load(self, frame_id):
+        return self.frame(frame_id).sample
