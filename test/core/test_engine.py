@@ -119,6 +119,21 @@ def test_loads_a_checkpoint(tmp_path, tiny_student):
     assert from_file.meta['format'] == 'rcdepth-checkpoint' and from_file.has_uncertainty
 
 
+def test_folded_batch_norms_same_depth_and_caller_model_untouched(tiny_student):
+    model, _, _ = tiny_student
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = InferenceEngine(tiny_student, device='cpu', fuse_bn=True)
+    plain = InferenceEngine(tiny_student, device='cpu', fuse_bn=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.model.modules())
+    image, radar = _frame(2)
+    assert np.allclose(fused.infer(image, radar, K).depth, plain.infer(image, radar, K).depth, atol=1e-4,
+                       equal_nan=True)
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(p.requires_grad for p in model.parameters())
+
+
 def test_saliency_at_original_size_and_target_in_original_pixels(engine):
     image, radar = _frame()
     result = engine.infer(image, radar, K, saliency=True)
