@@ -18,6 +18,7 @@ from rcdepth_ros.data.readers import lidar_depth_image, rasterise_radar
 from rcdepth_ros.data.sample import Sample
 from rcdepth_ros.data.synthetic.layout import FRAME_RATE, generate_drive
 from rcdepth_ros.data.synthetic.lidar import LidarModel
+from rcdepth_ros.data.synthetic.memory import keep_temporaries_in_heap
 from rcdepth_ros.data.synthetic.radar import RadarModel
 from rcdepth_ros.data.synthetic.render import CameraRenderer
 from rcdepth_ros.data.synthetic.scene import PEDESTRIAN, VEHICLE
@@ -58,6 +59,7 @@ class SceneGenerator:
 
     def __init__(self, config, split_key=0):
         """Build the textures and the sensor models (once per configuration)."""
+        keep_temporaries_in_heap()
         self.config = config
         self.split_key = int(split_key)
         self.textures = TextureBank(config.seed)
@@ -84,8 +86,12 @@ class SceneGenerator:
 
     def frame(self, drive_index, frame_index, frame_id='', radar_image=True, boxes=True):
         """Return the SyntheticFrame ``frame_index`` of drive ``drive_index``."""
+        return self.render(self.drive(drive_index), frame_index, frame_id, radar_image, boxes)
+
+    def render(self, drive, frame_index, frame_id='', radar_image=True, boxes=True):
+        """Return the SyntheticFrame ``frame_index`` of a Drive (generated, or built by hand in a test)."""
         cfg = self.config
-        drive = self.drive(drive_index)
+        drive_index = drive.index
         rig = drive.rig
         t = frame_index / FRAME_RATE
         stamp = frame_stamp_ns(drive_index, frame_index)

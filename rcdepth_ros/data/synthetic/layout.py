@@ -42,8 +42,13 @@ def _paint(rng):
     return PAINTS[rng.choice(len(PAINTS), p=weights / weights.sum())][0]
 
 
-def vehicle_parts(rng, kind, color):
-    """Return (parts, length, width, height, rcs_dbsm) of a car, SUV, van or lorry, with random dimensions."""
+def vehicle_parts(rng, kind, color, lit=False):
+    """
+    Return (parts, length, width, height, rcs_dbsm) of a car, SUV, van or lorry, with random dimensions.
+
+    ``lit``: head and tail lights on (moving vehicles).
+    """
+    lit = 1.0 if lit else 0.0
     if kind in ('car', 'suv'):
         length = rng.uniform(3.6, 5.0) if kind == 'car' else rng.uniform(4.3, 5.1)
         width = rng.uniform(1.65, 1.9) if kind == 'car' else rng.uniform(1.8, 2.0)
@@ -53,7 +58,7 @@ def vehicle_parts(rng, kind, color):
         cabin_len = length * rng.uniform(0.45, 0.58)
         cabin_x = rng.uniform(-0.25, 0.0) * length * 0.3
         parts = [Part(BOX, (0.0, 0.0, body / 2), (length / 2, width / 2, body / 2), 'vehicle_body', color,
-                      (wheel, length / 2 - 0.85, -length / 2 + 0.8)),
+                      (wheel, length / 2 - 0.85, -length / 2 + 0.8, lit)),
                  Part(BOX, (cabin_x, 0.0, body + house / 2), (cabin_len / 2, width / 2 - 0.09, house / 2), 'cabin',
                       color)]
         height = body + house
@@ -62,7 +67,7 @@ def vehicle_parts(rng, kind, color):
         length, width = rng.uniform(4.8, 6.0), rng.uniform(1.9, 2.1)
         body, height, wheel = rng.uniform(0.9, 1.05), rng.uniform(2.1, 2.6), rng.uniform(0.33, 0.38)
         parts = [Part(BOX, (0.0, 0.0, body / 2), (length / 2, width / 2, body / 2), 'vehicle_body', color,
-                      (wheel, length / 2 - 0.9, -length / 2 + 1.0)),
+                      (wheel, length / 2 - 0.9, -length / 2 + 1.0, lit)),
                  Part(BOX, (0.0, 0.0, (body + height) / 2), (length / 2, width / 2, (height - body) / 2),
                       'van_upper', color)]
         rcs = rng.normal(15.0, 3.0)
@@ -74,11 +79,11 @@ def vehicle_parts(rng, kind, color):
         cab_top = min(height - 0.3, 2.9)
         front = length / 2
         parts = [Part(BOX, (front - cab_len / 2, 0.0, cab_body / 2), (cab_len / 2, width / 2, cab_body / 2),
-                      'vehicle_body', color, (wheel, cab_len / 2 - 0.75, -10.0)),
+                      'vehicle_body', color, (wheel, cab_len / 2 - 0.75, -10.0, lit)),
                  Part(BOX, (front - cab_len / 2, 0.0, (cab_body + cab_top) / 2),
                       (cab_len / 2, width / 2 - 0.05, (cab_top - cab_body) / 2), 'cabin', color),
                  Part(BOX, (-length / 2 + box_len / 2, 0.0, height / 2), (box_len / 2, width / 2, height / 2),
-                      'cargo', tuple(rng.uniform(0.55, 0.95, 3)), (wheel, box_len / 2 - 1.1, -box_len / 2 + 1.2))]
+                      'cargo', tuple(rng.uniform(0.55, 0.95, 3)), (wheel, box_len / 2 - 1.1, -box_len / 2 + 1.2, lit))]
         rcs = rng.normal(20.0, 3.0)
     return parts, length, width, height, float(rcs)
 
@@ -90,7 +95,7 @@ def _vehicle_kind(rng):
 def make_vehicle(rng, s, d, speed=0.0, yaw=0.0, kind=None, color=None):
     """Return a vehicle Thing of random kind, size and colour at road coordinates (s, d)."""
     kind = kind or _vehicle_kind(rng)
-    parts, length, width, height, rcs = vehicle_parts(rng, kind, color or _paint(rng))
+    parts, length, width, height, rcs = vehicle_parts(rng, kind, color or _paint(rng), lit=speed != 0)
     return Thing(VEHICLE, float(s), float(d), parts, 0.0, float(yaw), float(speed), rcs,
                  radius=0.5 * math.hypot(length, width), label=str(kind), size=(length, width, height))
 

@@ -94,35 +94,40 @@ def building(sf, tex):
     """Facade with a grid of windows (per-window reflections; some lit at night) and ground-floor shop fronts."""
     floor_h, col_w, win_w, win_h, ground_h, key = sf.params[:6]
     axis, along, height = _box_coords(sf)
-    grain = 0.92 + 0.1 * tex.sample(tex.medium, along * 0.5 + key, height * 0.5, 8.0)
-    color = sf.color * grain
+    facade = axis < 2
     cols = along / col_w
     column = np.floor(cols)
-    fx = cols - column
+    dx = np.abs(cols - column - 0.5)
     above = height - ground_h
     levels = above / floor_h
     level = np.floor(levels)
     fz = levels - level
-    wall = axis < 2
-    upper = (above > 0) & (height < 2.0 * sf.half[2] - 0.6) & wall
-    dx, dz = np.abs(fx - 0.5), np.abs(fz - 0.5)
-    window = upper & (dx < 0.5 * win_w) & (dz < 0.5 * win_h)
-    frame = upper & (dx < 0.5 * win_w + 0.04) & (dz < 0.5 * win_h + 0.05)
-    scale(color, upper & (fz < 0.05), 0.8)
-    shop = (height > 0.35) & (above < -0.7) & (np.abs(frac(along / (2.0 * col_w)) - 0.5) < 0.38) & wall
-    glass_key = tex.hashed(key, level, column, axis)
-    paint(color, frame, (0.82, 0.82, 0.8))
+    dz = np.abs(fz - 0.5)
+    upper = facade & (above > 0) & (height < 2.0 * sf.half[2] - 0.6)
+    half_w, half_h = 0.5 * win_w, 0.5 * win_h
+    window = upper & (dx < half_w) & (dz < half_h)
+    frame = upper & (dx < half_w + 0.04) & (dz < half_h + 0.05) & ~window
+    shop = facade & (height > 0.35) & (above < -0.7) & (np.abs(frac(along / (2.0 * col_w)) - 0.5) < 0.38)
     glass = window | shop
-    reflection = [GLASS[c] + 0.28 * REFLECTION[c] * glass_key for c in range(3)]
-    paint(color, glass, reflection)
-    paint(color, ~wall, (0.3, 0.29, 0.28))
-    emit = ((window & (glass_key > 0.62)) | (shop & (glass_key > 0.3))).astype(np.uint8) * np.uint8(WINDOW)
+    glass_key = tex.hashed(key, level, column, axis)
+    grain = 0.92 + 0.1 * tex.sample(tex.medium, along * 0.5 + key, height * 0.5, 8.0)
+    # Weights of the layers: wall (base colour, darker on the floor ledges), window frame, glass, roof.
+    wall = grain * (1.0 - 0.2 * (upper & (fz < 0.05))) * (facade & ~glass & ~frame)
+    frame_w = frame.astype(np.float32)
+    glass_w = glass.astype(np.float32)
+    roof_w = (~facade).astype(np.float32)
+    sheen = glass_w * glass_key * 0.28
+    color = np.empty((3, len(sf)), dtype=np.float32)
+    for c in range(3):
+        color[c] = (sf.color[c] * wall + 0.82 * frame_w + GLASS[c] * glass_w + REFLECTION[c] * sheen
+                    + (0.3 - 0.01 * c) * roof_w)
+    emit = ((window & (glass_key > 0.75)) | (shop & (glass_key > 0.5))).astype(np.uint8) * np.uint8(WINDOW)
     return color, emit
 
 
 def vehicle_body(sf, tex):
     """Painted lower body: wheels and sills on the sides, headlights and grille in front, tail lights behind."""
-    wheel_r, axle_front, axle_rear = sf.params[:3]
+    wheel_r, axle_front, axle_rear, lit = sf.params[:4]
     axis, along, height = _box_coords(sf)
     top = 2.0 * sf.half[2]
     width = sf.half[1]
@@ -149,7 +154,8 @@ def vehicle_body(sf, tex):
     bottom = ends & (height < 0.3)
     paint(color, bottom, (0.12, 0.12, 0.13))
     paint(color, bottom & (lateral > width - 0.32) & (height < 0.28), TYRE)
-    emit = head.astype(np.uint8) * np.uint8(HEAD) + tail.astype(np.uint8) * np.uint8(TAIL)
+    # Only vehicles on the move have their lights on.
+    emit = (head.astype(np.uint8) * np.uint8(HEAD) + tail.astype(np.uint8) * np.uint8(TAIL)) * (lit > 0)
     return color, emit
 
 

@@ -57,6 +57,8 @@ class RadarScan:
     vxy: np.ndarray         # (N, 2) float32 compensated radial velocity, radar x / y components
     kind: np.ndarray        # (N,) int8 index into KIND_NAMES
     instance: np.ndarray    # (N,) int32 thing index of the drive, -1 for clutter / noise
+    # Things of the drive the radar could see this cycle (detected or missed), for statistics.
+    visible: np.ndarray = None
 
     def __len__(self):
         """Return the number of detections."""
@@ -108,6 +110,7 @@ class RadarModel:
         if len(scan) > cfg.radar_max_points:
             keep = np.sort(np.argsort(-scan.rcs, kind='stable')[:cfg.radar_max_points])
             scan = _select(scan, keep)
+        scan.visible = np.unique(owner).astype(np.int32)
         return scan
 
     def _object(self, prim, instance, rays, points, cosine, R, v_radar_world, rng):
@@ -218,9 +221,11 @@ class RadarModel:
                          scan.vxy, scan.kind, scan.instance)
 
 
+PER_RETURN = ('xyz', 'rcs', 'v_radial', 'vxy', 'kind', 'instance')
+
+
 def _select(scan, mask):
-    return RadarScan(scan.xyz[mask], scan.rcs[mask], scan.v_radial[mask], scan.vxy[mask], scan.kind[mask],
-                     scan.instance[mask])
+    return RadarScan(*(getattr(scan, name)[mask] for name in PER_RETURN))
 
 
 def _concatenate(parts):
@@ -228,5 +233,4 @@ def _concatenate(parts):
     if not parts:
         return RadarScan(np.zeros((0, 3), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32),
                          np.zeros((0, 2), np.float32), np.zeros(0, np.int8), np.zeros(0, np.int32))
-    return RadarScan(*(np.concatenate([getattr(p, f.name) for p in parts])
-                       for f in dataclasses.fields(RadarScan)))
+    return RadarScan(*(np.concatenate([getattr(p, name) for p in parts]) for name in PER_RETURN))

@@ -562,7 +562,8 @@ class Caster:
         if blk is None:
             return None
         r0, r1, c0, c1 = blk
-        d = [self.grid.dot(A[:, k], r0, r1, c0, c1) for k in range(3)]
+        # float64: the quadratics of curved surfaces lose digits in float32 at long range.
+        d = [self.grid.dot(A[:, k], r0, r1, c0, c1).astype(np.float64) for k in range(3)]
         return blk, -(A.T @ c), d
 
     def cast_cylinder(self, index, prim, A, c):

@@ -19,9 +19,12 @@ FOG_DAY = np.array([0.72, 0.74, 0.76], dtype=np.float32)
 FOG_NIGHT = np.array([0.07, 0.07, 0.08], dtype=np.float32)
 HAZE = np.array([0.78, 0.82, 0.88], dtype=np.float32)
 # Emission colours (may exceed 1 before the glow spreads them): none, tail, head, lamp, window.
-EMISSION = np.array([[0.0, 0.0, 0.0], [1.6, 0.12, 0.06], [2.2, 2.1, 1.8], [3.0, 2.5, 1.6], [0.95, 0.75, 0.45]],
+EMISSION = np.array([[0.0, 0.0, 0.0], [1.6, 0.12, 0.06], [2.2, 2.1, 1.8], [3.0, 2.5, 1.6], [0.75, 0.6, 0.36]],
                     dtype=np.float32)
-NIGHT_AMBIENT = 0.035
+NIGHT_AMBIENT = 0.02
+# Light of one low-beam headlight and of one street lamp at 1 m (relative to daylight = 1).
+HEADLIGHT = 35.0
+STREET_LAMP = 20.0
 LIGHT_STRIDE = 4
 
 
@@ -33,28 +36,29 @@ def compose(albedo, light, depth, sky, emit, look, grid, T_world_from_camera, pr
     subtracted with saturation (zero-mean sensor noise).
     """
     finite = np.where(sky, np.float32(0.0), depth)
-    extra = None
-    if look.night:
-        light = _night_light(finite, sky, grid, T_world_from_camera, primitives)
-        extra = _emission(emit, 12.0 if look.fog else 4.0)
-        for c in range(3):
-            albedo[c][sky] = 0.0
-        extra += _night_sky(sky)
     if look.fog:
-        keep = np.exp(finite * np.float32(-3.912 / look.fog_visibility))
+        keep = fog_transmission(finite, look.fog_visibility)
         keep[sky] = 0.0
         colour = FOG_NIGHT if look.night else FOG_DAY
     else:
         keep = np.exp(finite * np.float32(-1.0 / look.haze_distance))
         keep[sky] = 1.0
         colour = FOG_NIGHT if look.night else HAZE
+    extra = None
+    if look.night:
+        light = _night_light(finite, sky, grid, T_world_from_camera, primitives)
+        for c in range(3):
+            albedo[c][sky] = 0.0
+        extra = _emission(emit, keep, look.fog)
+        if not look.fog:
+            extra += _night_sky(sky)
     a = light * keep * gain
     veil = (1.0 - keep) * gain
     planes = []
     for c in range(3):
         plane = albedo[c] * a + veil * colour[c]
         if extra is not None:
-            plane += extra[c] * (gain if look.fog else keep * gain)
+            plane += extra[c] * gain
         planes.append(cv2.convertScaleAbs(plane))
     image = cv2.merge(planes)
     image = cv2.add(image, noise[0])
@@ -62,12 +66,25 @@ def compose(albedo, light, depth, sky, emit, look, grid, T_world_from_camera, pr
     return image
 
 
-def _emission(emit, sigma):
-    """Return (3, H, W) emitted light plus its glow (lens and atmosphere scatter)."""
+def fog_transmission(distance, visibility):
+    """Return the fraction of a surface's contrast left at ``distance`` in fog of ``visibility`` (Koschmieder)."""
+    return np.exp(np.asarray(distance, dtype=np.float32) * np.float32(-3.912 / visibility))
+
+
+def _emission(emit, keep, fog):
+    """
+    Return (3, H, W) light from the emitters.
+
+    Direct light (dimmed by the atmosphere), a lens glow, and in fog a wide halo scattered by the droplets.
+    """
     out = []
     for c in range(3):
-        plane = EMISSION[:, c][emit]
-        out.append(plane + 0.9 * cv2.GaussianBlur(plane, (0, 0), sigma))
+        source = EMISSION[:, c][emit]
+        direct = source * keep
+        plane = direct + 0.9 * cv2.GaussianBlur(direct, (0, 0), 4.0)
+        if fog:
+            plane += 0.6 * cv2.GaussianBlur(source * np.sqrt(keep), (0, 0), 14.0)
+        out.append(plane)
     return np.stack(out)
 
 
@@ -97,7 +114,7 @@ def _night_light(depth, sky, grid, T_world_from_camera, primitives):
         dist = np.sqrt(dist2)
         forward = np.clip(dz / dist, 0.0, 1.0)
         beam = forward ** 12 * np.clip((dy / dist + 0.02) * 25.0, 0.0, 1.0)
-        light += 180.0 * beam / dist2
+        light += HEADLIGHT * beam / dist2
     T_cam_from_world = np.linalg.inv(T_world_from_camera)
     down = T_cam_from_world[:3, :3] @ np.array([0.0, 0.0, -1.0])
     for prim in primitives:
@@ -109,7 +126,7 @@ def _night_light(depth, sky, grid, T_world_from_camera, primitives):
         dx, dy, dz = px - c[0], py - c[1], pz - c[2]
         dist2 = dx * dx + dy * dy + dz * dz + 0.25
         cos = np.clip((dx * down[0] + dy * down[1] + dz * down[2]) / np.sqrt(dist2), 0.0, 1.0)
-        light += 60.0 * cos * cos / dist2
-    light = np.minimum(light, 1.4)
+        light += STREET_LAMP * cos * cos / dist2
+    light = np.minimum(light, 1.2)
     light[sky[::s, ::s]] = 0.0
     return cv2.resize(light, (w, h), interpolation=cv2.INTER_LINEAR)
