@@ -40,6 +40,6 @@ def wall(s, d, width, height, thickness=0.3, z=0.0):
 
 
 def pole(s, d, height=6.0, radius=0.1, z=0.0):
-    """Return a bare metal pole (a vertical cylinder) standing at road coordinates ``s``, ``d``."""
+    """Return a bare metal post, a vertical cylinder, standing at road coordinates ``s``, ``d``."""
     part = Part(CYLINDER, (0.0, 0.0, height / 2.0), (radius, radius, height / 2.0), 'metal', (0.5, 0.5, 0.52))
     return Thing(POLE, float(s), float(d), [part], z, 0.0, 0.0, 6.0, radius=height, label='pole')
