@@ -52,3 +52,20 @@ class ModelInputError(RcdepthError, ValueError):
 
 class ExportError(RcdepthError, RuntimeError):
     """An exported model (ONNX, TorchScript) cannot be written or does not reproduce the torch output."""
+
+
+class FrameError(RcdepthError, ValueError):
+    """
+    A camera frame cannot be processed (no camera_info, image and camera_info sizes differ, undecodable image).
+
+    ``reason`` is a short name a node counts it under in its diagnostics (e.g. ``no_camera_info``).
+    """
+
+    def __init__(self, message, reason='frame_error'):
+        """Keep the message and the counter name."""
+        super().__init__(message)
+        self.reason = str(reason)
+
+
+class TrainingError(RcdepthError, RuntimeError):
+    """Training cannot go on: a non-finite loss, a run directory holding another experiment, a missing resume state."""
