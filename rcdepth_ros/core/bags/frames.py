@@ -77,11 +77,12 @@ class BagFrame:
     def extrinsics(self):
         """Return ``{frame: T_camera_from_frame}`` at the image time for every frame mounted by ``/tf_static``."""
         result = {}
-        for child in self.tf.static_transforms():
-            if child == self.camera_frame:
+        static = self.tf.static_transforms()
+        for frame in sorted(set(static) | {parent for parent, _ in static.values()}):
+            if frame == self.camera_frame:
                 continue
             try:
-                result[child] = self.tf.lookup(self.camera_frame, child, self.stamp_ns)
+                result[frame] = self.tf.lookup(self.camera_frame, frame, self.stamp_ns)
             except BagError:
                 continue
         return result
