@@ -11,6 +11,7 @@ to the same bytes.
 """
 
 from pathlib import Path
+import time
 
 import numpy as np
 import pytest
@@ -201,6 +202,45 @@ def test_raw_bytes_are_rclpy_cdr(bag, astyx_root, tmp_path):
             _same_fields(store.deserialize_cdr(again, message.msgtype), message.msg, message.topic)
             checked.add(message.msgtype)
     assert checked == set(classes)
+
+
+def test_raw_bytes_publish_as_they_are_over_rclpy(bag):
+    """A player publishes ``read_bag``'s bytes with ``publisher.publish(raw)``; subscribers get the messages."""
+    rclpy = pytest.importorskip('rclpy')
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    topics = {'/camera/image': Image, '/camera/camera_info': CameraInfo, '/radar/points': PointCloud2}
+    expected = {}
+    for message in read_bag_messages(bag, topics=list(topics)):
+        expected.setdefault(message.topic, []).append(message)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node('bag_raw_publish_test', context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        received = {topic: [] for topic in topics}
+        publishers = {}
+        for topic, cls in topics.items():
+            publishers[topic] = node.create_publisher(cls, topic, qos)
+            node.create_subscription(cls, topic, received[topic].append, qos)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(p.get_subscription_count() == 0 for p in publishers.values()):
+            executor.spin_once(timeout_sec=0.05)
+        for topic, messages in expected.items():
+            for message in messages:
+                publishers[topic].publish(message.raw)
+        while time.monotonic() < deadline and any(len(received[t]) < len(expected[t]) for t in topics):
+            executor.spin_once(timeout_sec=0.05)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    for topic in topics:
+        assert len(received[topic]) == len(expected[topic]), topic
+        for got, sent in zip(received[topic], expected[topic]):
+            _same_fields(got, sent.msg, topic)
 
 
 def test_sqlite3_storage_holds_the_same_messages(bag, samples, tmp_path):
