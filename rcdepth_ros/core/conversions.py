@@ -527,7 +527,7 @@ def read_points(msg, fields=None, skip_nans=False, reshape_organized=False):
         records = records.reshape(-1)
         for name in names:
             out[name] = records[name]
-    if skip_nans:
+    if skip_nans and len(out):
         keep = np.ones(len(out), dtype=bool)
         for name in names:
             column = out[name]

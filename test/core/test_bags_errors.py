@@ -182,3 +182,15 @@ def test_reading_bad_bags(tmp_path):
         list(read_bag_messages(tmp_path / 'bag'))
     with pytest.raises(BagError, match='radar_select must be one of'):
         list(bag_frames(tmp_path / 'bag', radar_select='latest'))
+
+
+def test_empty_radar_and_lidar_clouds_round_trip(tmp_path):
+    sample = tiny_sample(0)
+    sample.radar = sample.radar.select(np.zeros(0, dtype=int))
+    sample.lidar_xyz = np.zeros((0, 3), np.float32)
+    sample.extrinsics['lidar'] = np.eye(4)
+    sample.frames['lidar'] = 'lidar'
+    write_bag([sample], tmp_path / 'bag')
+    frame = next(bag_frames(tmp_path / 'bag'))
+    assert len(frame.radar_points()) == 0 and frame.lidar_points().shape == (0, 3)
+    assert not frame.ground_truth().any()
