@@ -7,7 +7,9 @@ change the image only).
 """
 
 import collections
+from concurrent.futures import ThreadPoolExecutor
 import dataclasses
+import os
 
 import numpy as np
 
@@ -32,7 +34,7 @@ FRAME_PERIOD_NS = int(1e9 / FRAME_RATE)
 # fixed odometry frame the ego pose is given in.
 FRAMES = {'camera': 'camera_optical', 'radar': 'radar', 'lidar': 'lidar', 'base': 'base_link', 'world': 'odom'}
 CAMERA, LIDAR, RADAR = 1, 2, 3
-DRIVE_CACHE = 2
+DRIVE_CACHE = 8
 LOOK_BEHIND = 30.0
 LOOK_AHEAD_MARGIN = 60.0
 
@@ -57,11 +59,19 @@ class SyntheticFrame:
 class SceneGenerator:
     """Generates frames of one configuration and split; keeps the textures, sensor models and recent drives."""
 
-    def __init__(self, config, split_key=0):
-        """Build the textures and the sensor models (once per configuration)."""
+    def __init__(self, config, split_key=0, threads=True):
+        """
+        Build the textures and the sensor models (once per configuration).
+
+        ``threads``: simulate lidar and radar in a second thread while the camera renders (numpy releases the GIL
+        in its array loops, so on two cores the frame takes about the camera's time).
+        """
         keep_temporaries_in_heap()
         self.config = config
         self.split_key = int(split_key)
+        self.threads = bool(threads)
+        self._pool = None
+        self._pool_pid = None
         self.textures = TextureBank(config.seed)
         self.camera = CameraRenderer(config, self.textures)
         self.lidar = LidarModel(config)
@@ -79,6 +89,13 @@ class SceneGenerator:
         else:
             self._drives.move_to_end(drive_index)
         return drive
+
+    def _executor(self):
+        # A pool inherited through fork (a DataLoader worker) has no threads behind it: make a new one.
+        if self._pool is None or self._pool_pid != os.getpid():
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='synthetic-sensors')
+            self._pool_pid = os.getpid()
+        return self._pool
 
     def _rng(self, drive_index, frame_index, sensor):
         return np.random.default_rng([int(self.config.seed), self.split_key, int(drive_index), int(frame_index),
@@ -102,12 +119,18 @@ class SceneGenerator:
         s_ego = drive.ego.road_position(t)[0]
         reach = max(cfg.max_depth, cfg.radar_max_range, cfg.lidar_max_range) + LOOK_AHEAD_MARGIN
         primitives = drive.primitives(t, (s_ego - LOOK_BEHIND, s_ego + reach))
-        camera = self.camera.render(drive, t, primitives, poses['camera'], self._rng(drive_index, frame_index,
-                                                                                     CAMERA))
-        lidar = self.lidar.scan(drive.road, primitives, poses['lidar'], self._rng(drive_index, frame_index, LIDAR))
         v_radar = drive.ego_velocity(t, rig.T_base_from_radar[:3, 3])
-        scan = self.radar.measure(drive, primitives, poses['radar'], v_radar,
-                                  self._rng(drive_index, frame_index, RADAR))
+
+        def range_sensors():
+            lidar = self.lidar.scan(drive.road, primitives, poses['lidar'], self._rng(drive_index, frame_index, LIDAR))
+            scan = self.radar.measure(drive, primitives, poses['radar'], v_radar,
+                                      self._rng(drive_index, frame_index, RADAR))
+            return lidar, scan
+
+        pending = self._executor().submit(range_sensors) if self.threads else None
+        camera = self.camera.render(drive, t, primitives, poses['camera'],
+                                    self._rng(drive_index, frame_index, CAMERA))
+        lidar, scan = pending.result() if pending is not None else range_sensors()
         extrinsics = {role: rig.T_camera_from(name) for role, name in
                       (('radar', 'radar'), ('lidar', 'lidar'), ('base', 'base_link'))}
         intrinsics = CameraIntrinsics(rig.K, cfg.width, cfg.height, frame_id=FRAMES['camera'])
@@ -124,21 +147,31 @@ class SceneGenerator:
             sample.radar_image = rasterise_radar(radar_cam, intrinsics, cfg.radar_channels)
             sample.radar_channels = tuple(cfg.radar_channels)
         if boxes:
-            sample.boxes = _boxes(drive, t, invert_transform(poses['camera']))
+            sample.boxes = _boxes(drive, t, invert_transform(poses['camera']), rig.K, cfg.width, cfg.height,
+                                  cfg.max_depth)
         return SyntheticFrame(sample, drive, t, primitives, camera, scan)
 
 
-def _boxes(drive, t, T_cam_from_world):
-    """Return the vehicles and pedestrians near the camera as Box3D in the camera frame."""
+def _boxes(drive, t, T_cam_from_world, K, width, height, max_depth):
+    """Return the vehicles and pedestrians in the camera's view (up to ``max_depth``) as Box3D, camera frame."""
+    annotated = [i for i, th in enumerate(drive.things) if th.kind in (VEHICLE, PEDESTRIAN) and th.size is not None]
+    if not annotated:
+        return []
+    T_world, _ = drive.thing_poses(t, annotated)
+    T = np.matmul(T_cam_from_world, T_world)
+    sizes = np.array([drive.things[i].size for i in annotated])
+    centre = T[:, :3, 2] * (sizes[:, 2:3] / 2.0) + T[:, :3, 3]
+    reach = 0.5 * np.linalg.norm(sizes, axis=1)
+    z = centre[:, 2]
+    # In front, not beyond max_depth, and within the image's horizontal and vertical field of view.
+    ahead = (z + reach > 0.5) & (z - reach < max_depth)
+    margin = reach / np.maximum(z, 0.5)
+    ahead &= np.abs(centre[:, 0] / np.maximum(z, 0.5)) < 0.5 * width / K[0, 0] + margin
+    ahead &= np.abs(centre[:, 1] / np.maximum(z, 0.5)) < 0.5 * height / K[1, 1] + margin
     boxes = []
-    for instance, thing in enumerate(drive.things):
-        if thing.kind not in (VEHICLE, PEDESTRIAN) or thing.size is None:
-            continue
-        T = T_cam_from_world @ thing.pose(drive.road, t)
-        centre = T[:3, :3] @ np.array([0.0, 0.0, thing.size[2] / 2.0]) + T[:3, 3]
-        if not -10.0 < centre[2] < 250.0:
-            continue
-        boxes.append(Box3D(centre, thing.size, T[:3, :3], thing.label, FRAMES['camera'],
-                           {'instance': instance, 'kind': thing.kind, 'moving': bool(thing.speed),
+    for k in np.flatnonzero(ahead):
+        thing = drive.things[annotated[k]]
+        boxes.append(Box3D(centre[k], thing.size, T[k, :3, :3], thing.label, FRAMES['camera'],
+                           {'instance': annotated[k], 'kind': thing.kind, 'moving': bool(thing.speed),
                             'speed': float(thing.speed)}))
     return boxes

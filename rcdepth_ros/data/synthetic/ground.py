@@ -15,10 +15,14 @@ DASH_LENGTH = 3.0
 SLAB = 1.5
 
 
-def ground_albedo(road, look, tex, x, y, t, code):
-    """Return the albedo (3, N) of ground hits at world ``(x, y)`` (ray parameter ``t``, ground ``code``)."""
+def ground_albedo(road, look, tex, x, y, d, t, code):
+    """
+    Return the albedo (3, ...) of ground hits at world ``(x, y)``.
+
+    ``d`` is their lateral road offset, ``t`` the ray parameter (for the grain's fading), ``code`` the ground part
+    (ROAD, SIDEWALK, KERB). Arrays of any shape.
+    """
     s = road.along(x, y).astype(np.float32)
-    d = road.lateral(x, y).astype(np.float32)
     ad = np.abs(d)
     # Grain fades with distance, as a real texture averages out under the pixel footprint.
     fade = np.clip(12.0 / np.maximum(t, 1e-3), 0.15, 1.0)

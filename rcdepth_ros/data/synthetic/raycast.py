@@ -257,6 +257,19 @@ class CastResult:
     ground: np.ndarray
     face: np.ndarray
     cosine: np.ndarray = None
+    ground_surface: object = None
+
+
+@dataclasses.dataclass
+class GroundSurface:
+    """The ground under rows ``r0:`` of a grid (every ray there points down): hit parameter, world x, y, road ``d``."""
+
+    r0: int
+    t: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    d: np.ndarray
+    code: np.ndarray
 
 
 def primitive_frame(prim, T_grid_from_world):
@@ -276,13 +289,17 @@ _FACE_SIGNS = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
 class Caster:
     """Z-buffered ray casting of one grid: the ground first, then primitives front to back."""
 
-    def __init__(self, grid, T_grid_from_world, max_range=np.inf, want_cosine=False, min_pixels=0.0):
+    def __init__(self, grid, T_grid_from_world, max_range=np.inf, want_cosine=False, min_pixels=0.0,
+                 keep_ground=False):
         """
         Prepare the buffers for one cast.
 
         ``min_pixels`` (camera only) skips primitives whose largest extent covers fewer pixels than that
-        (a level of detail: a lamp head or a sign plate far away).
+        (a level of detail: a lamp head or a sign plate far away). ``keep_ground`` keeps the ground hits of the
+        rows below the horizon (world x, y, lateral offset) for shading, as ``CastResult.ground_surface``.
         """
+        self.keep_ground = bool(keep_ground)
+        self.ground_surface = None
         self.grid = grid
         self.min_pixels = float(min_pixels)
         self.T = np.asarray(T_grid_from_world, dtype=np.float64)
@@ -308,7 +325,7 @@ class Caster:
         if primitives:
             self._cast_primitives(primitives)
         self.t[self.index == NO_HIT] = np.inf
-        return CastResult(self.t, self.index, self.ground, self.face, self.cosine)
+        return CastResult(self.t, self.index, self.ground, self.face, self.cosine, self.ground_surface)
 
     def _cast_primitives(self, primitives):
         T = self.T @ np.stack([p.T_world for p in primitives])
@@ -486,6 +503,8 @@ class Caster:
         ib = self.index[r0:]
         ib += hit * (GROUND - ib)
         self.ground[r0:] = code * hit
+        if self.keep_ground:
+            self.ground_surface = GroundSurface(r0, t, ox + t * xd, oy + t * yd, d0 + walk * (d1 - d0), code)
         if self.cosine is not None:
             # Asphalt and sidewalk face up; kerb faces are vertical (their cosine is the horizontal component).
             horiz = np.sqrt(np.maximum(1.0 - up * up, 0.0))

@@ -20,13 +20,14 @@ class SyntheticReader(SampleReader):
 
     ``config`` is a SyntheticConfig or its plain-data form (a dict, as embedded in a YAML file); ``split``
     ('train' = the default drives, 'val', 'test') picks a disjoint set of drives. ``radar_image`` and ``boxes``
-    say whether samples carry the full-resolution radar image and the 3D boxes of vehicles and pedestrians.
+    say whether samples carry the full-resolution radar image and the 3D boxes of vehicles and pedestrians;
+    ``threads`` lets lidar and radar be simulated in a second thread while the camera renders (same bytes).
     ``sample(frame_id)`` is deterministic and independent of the order frames are asked for.
     """
 
     source = SOURCE
 
-    def __init__(self, config=None, split=None, radar_image=True, boxes=True):
+    def __init__(self, config=None, split=None, radar_image=True, boxes=True, threads=True):
         """Validate the configuration and list the frame ids; nothing is generated yet."""
         if config is None:
             config = SyntheticConfig()
@@ -40,6 +41,7 @@ class SyntheticReader(SampleReader):
         self.split = split
         self.radar_image = bool(radar_image)
         self.boxes = bool(boxes)
+        self._threads = bool(threads)
         self._generator = None
         super().__init__(synthetic_frame_id(d, f) for d in range(config.num_drives)
                          for f in range(config.frames_per_drive))
@@ -48,7 +50,7 @@ class SyntheticReader(SampleReader):
     def generator(self):
         """Return the SceneGenerator (built on first use, shared by copies made with ``select``)."""
         if self._generator is None:
-            self._generator = SceneGenerator(self.config, SPLITS[self.split])
+            self._generator = SceneGenerator(self.config, SPLITS[self.split], self._threads)
         return self._generator
 
     def resolve_frame_id(self, frame_id):

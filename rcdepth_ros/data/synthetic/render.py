@@ -70,48 +70,45 @@ class CameraRenderer:
         look = drive.look
         sun = R_cam_from_world @ look.sun_world
         up = R_cam_from_world[:, 2]
-        # Number the primitives by material, so that pixels sorted by primitive are grouped by material too.
-        by_material = sorted(range(len(primitives)), key=lambda i: (MATERIAL_ID[primitives[i].material], i))
-        ordered = [primitives[i] for i in by_material]
-        cast = Caster(self.grid, T_cam_from_world, min_pixels=MIN_PIXELS).run(drive.road, ordered)
+        cast = Caster(self.grid, T_cam_from_world, min_pixels=MIN_PIXELS,
+                      keep_ground=True).run(drive.road, primitives)
         albedo = np.zeros((3, h, w), dtype=np.float32)
         light = np.ones((h, w), dtype=np.float32)
         emit = np.zeros((h, w), dtype=np.uint8)
-        self._shade_objects(cast, ordered, T_cam_from_world, sun, up, albedo, light, emit)
-        self._shade_ground(drive, cast, ordered, T_world_from_camera, albedo, light, sun, up)
+        # Ground first, over whole rows (contiguous); objects and sky then overwrite their pixels.
+        self._shade_ground(drive, cast.ground_surface, primitives, T_cam_from_world, albedo, light, sun, up)
+        self._shade_objects(cast, primitives, T_cam_from_world, sun, up, albedo, light, emit)
         sky = cast.index == NO_HIT
         self._sky(albedo, sky, up, sun)
         depth = cast.t
         dy, dx = (int(v) for v in frame_rng.integers(0, 64, 2))
         noise = tuple(n[dy:dy + h, dx:dx + w] for n in self.noise[look.night])
-        image = compose(albedo, light, depth, sky, emit, look, self.grid, T_world_from_camera, ordered,
+        image = compose(albedo, light, depth, sky, emit, look, self.grid, T_world_from_camera, primitives,
                         self.vignette, noise)
         dense = np.where(sky | (depth > self.config.max_depth), 0.0, depth).astype(np.float32)
-        # Report primitive indices in the caller's numbering.
-        index = cast.index.copy()
-        lookup = np.asarray(by_material, dtype=np.int32)
-        objects = index >= 0
-        index[objects] = lookup[index[objects]]
-        return CameraFrame(image, dense, index, primitives)
+        return CameraFrame(image, dense, cast.index, primitives)
 
     def _shade_objects(self, cast, primitives, T_cam_from_world, sun, up, albedo, light, emit):
         """
         Find every visible object pixel's hit point in its primitive's frame, light it, run the shaders.
 
-        Pixels are sorted by primitive (a radix sort on int16) so per-primitive values expand with ``np.repeat``
-        and each material's pixels form one contiguous run (primitives are numbered by material).
+        Pixels are sorted by (material, primitive) with a radix sort on an int16 rank, so per-primitive values
+        expand with ``np.repeat`` and each material's pixels form one contiguous run.
         """
         index = cast.index.ravel()
         visible = np.flatnonzero(index >= 0)
         if visible.size == 0:
             return
-        prim = np.take(index, visible).astype(np.int16)
-        order = np.argsort(prim, kind='stable')
-        visible, prim = np.take(visible, order), np.take(prim, order)
-        counts = np.bincount(prim, minlength=len(primitives))
+        by_material = sorted(range(len(primitives)), key=lambda i: (MATERIAL_ID[primitives[i].material], i))
+        rank = np.empty(len(primitives), dtype=np.int16)
+        rank[by_material] = np.arange(len(primitives), dtype=np.int16)
+        key = np.take(rank, np.take(index, visible))
+        order = np.argsort(key, kind='stable')
+        visible, key = np.take(visible, order), np.take(key, order)
+        counts = np.bincount(key, minlength=len(primitives))
         present = np.flatnonzero(counts)
         counts = counts[present]
-        shown = [primitives[i] for i in present]
+        shown = [primitives[by_material[i]] for i in present]
         T = T_cam_from_world @ np.stack([p.T_world for p in shown])
         R, c = T[:, :3, :3], T[:, :3, 3]
         # local_k = R[:, k] . (p - c) = R0k px + R1k py + R2k pz - (R^T c)_k, one coefficient row each.
@@ -177,60 +174,46 @@ class CameraRenderer:
             value[curved] = AMBIENT * (0.85 + 0.15 * sky) + DIFFUSE * np.maximum(lit, 0.0)
         return value
 
-    def _shade_ground(self, drive, cast, primitives, T_world_from_camera, albedo, light, sun, up):
-        h, w = self.grid.shape
-        pix = np.flatnonzero(cast.index.ravel() == GROUND)
-        if pix.size == 0:
+    def _shade_ground(self, drive, surface, primitives, T_cam_from_world, albedo, light, sun, up):
+        """Shade the ground under the horizon (rows ``surface.r0:``), with the vehicles' sun shadows."""
+        if surface is None:
             return
-        R = T_world_from_camera[:3, :3]
-        o = T_world_from_camera[:3, 3]
-        t = np.take(cast.t.ravel(), pix)
-        xu, yv = np.take(self.xu_flat, pix), np.take(self.yv_flat, pix)
-        x = o[0] + t * (R[0, 0] * xu + R[0, 1] * yv + R[0, 2])
-        y = o[1] + t * (R[1, 0] * xu + R[1, 1] * yv + R[1, 2])
-        code = np.take(cast.ground.ravel(), pix)
-        color = ground_albedo(drive.road, drive.look, self.textures, x, y, t, code)
-        flat_albedo = albedo.reshape(3, -1)
-        for c in range(3):
-            flat_albedo[c][pix] = color[c]
-        shade = np.full(t.shape, AMBIENT + DIFFUSE * max(float(up @ sun), 0.0), dtype=np.float32)
+        r0 = surface.r0
+        albedo[:, r0:] = ground_albedo(drive.road, drive.look, self.textures, surface.x, surface.y, surface.d,
+                                       surface.t, surface.code)
+        shade = light[r0:]
+        shade[...] = AMBIENT + DIFFUSE * max(float(up @ sun), 0.0)
         if not drive.look.night:
-            self._vehicle_shadows(drive, primitives, T_world_from_camera, pix, x, y, shade)
-        light.ravel()[pix] = shade
+            self._vehicle_shadows(drive, primitives, T_cam_from_world, surface, shade)
 
-    def _vehicle_shadows(self, drive, primitives, T_world_from_camera, pix, x, y, shade):
+    def _vehicle_shadows(self, drive, primitives, T_cam_from_world, surface, shade):
         """Darken the road where a vehicle blocks the sun (its box footprint swept along the sun direction)."""
         sun = drive.look.sun_world
         reach = 1.0 / max(math.tan(drive.look.sun_elevation), 0.3)
-        ground_map = np.full(self.grid.shape, -1, dtype=np.int64)
-        ground_map.ravel()[pix] = np.arange(pix.size)
-        T_cam_from_world = np.linalg.inv(T_world_from_camera)
         away = -sun[:2] / max(math.hypot(sun[0], sun[1]), 1e-6)
+        r0 = surface.r0
         for T, half, height in _vehicle_footprints(primitives).values():
             sweep = away * height * reach
             corners = np.array([[sx * half[0], sy * half[1], 0.0] for sx in (-1, 1) for sy in (-1, 1)])
             corners = corners @ T[:3, :3].T + T[:3, 3]
             corners = np.concatenate([corners, corners + np.array([sweep[0], sweep[1], 0.0])])
-            blk = self.grid.block(corners @ T_cam_from_world[:3, :3].T + T_cam_from_world[:3, 3])
-            if blk is None:
+            block = self.grid.block(corners @ T_cam_from_world[:3, :3].T + T_cam_from_world[:3, 3])
+            if block is None or block[1] <= r0:
                 continue
-            r0, r1, c0, c1 = blk
-            sel = ground_map[r0:r1, c0:c1]
-            sel = sel[sel >= 0]
-            if sel.size == 0:
-                continue
+            b0, b1, c0, c1 = max(block[0], r0) - r0, block[1] - r0, block[2], block[3]
             R = T[:3, :3]
-            px, py = x[sel] - T[0, 3], y[sel] - T[1, 3]
+            px, py = surface.x[b0:b1, c0:c1] - T[0, 3], surface.y[b0:b1, c0:c1] - T[1, 3]
             lx, ly = R[0, 0] * px + R[1, 0] * py, R[0, 1] * px + R[1, 1] * py
             vx = R[0, 0] * sweep[0] + R[1, 0] * sweep[1]
             vy = R[0, 1] * sweep[0] + R[1, 1] * sweep[1]
-            inside = np.zeros(sel.shape, dtype=bool)
+            inside = np.zeros(lx.shape, dtype=bool)
             for lam in np.linspace(0.0, 1.0, 6):
                 inside |= (np.abs(lx - lam * vx) <= half[0]) & (np.abs(ly - lam * vy) <= half[1])
             # Right under the body the shade is deepest (no sky light either).
             under = (np.abs(lx) <= half[0]) & (np.abs(ly) <= half[1])
-            shade[sel[inside]] = np.minimum(shade[sel[inside]], AMBIENT * 0.9)
-            shade[sel[under]] = np.minimum(shade[sel[under]], AMBIENT * 0.45)
+            target = shade[b0:b1, c0:c1]
+            darkest = AMBIENT * (0.9 - 0.45 * under)
+            np.minimum(target, np.where(inside | under, darkest, target), out=target)
 
     def _sky(self, albedo, sky, up, sun):
         rows, cols = np.nonzero(sky)

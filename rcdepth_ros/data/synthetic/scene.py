@@ -220,6 +220,7 @@ class Drive:
     ego: EgoMotion
     rig: Rig
     look: Look
+    _parts: tuple = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def ego_pose(self, t):
         """Return T_world_from_base at time ``t``."""
@@ -232,6 +233,38 @@ class Drive:
         behind = (self.ego_pose(t - dt) @ p)[:3]
         return (ahead - behind) / (2.0 * dt)
 
+    def _table(self):
+        """Return the drive's things and parts as arrays (built once): motion, and each part's frame and data."""
+        if self._parts is None:
+            things = self.things
+            motion = np.array([[th.s, th.d, th.z, th.yaw, th.speed, th.radius] for th in things]).reshape(-1, 6)
+            parts = [(i, part) for i, th in enumerate(things) for part in th.parts]
+            owner = np.array([i for i, _ in parts], dtype=np.int64)
+            local = np.array([part.local_transform() for _, part in parts]).reshape(-1, 4, 4)
+            halves = [np.asarray(part.half, dtype=np.float64) for _, part in parts]
+            self._parts = (motion, owner, local, parts, halves)
+        return self._parts
+
+    def thing_poses(self, t, indices=None):
+        """Return T_world_from_thing (K, 4, 4) and world velocities (K, 3) of things ``indices`` (all if None)."""
+        motion = self._table()[0]
+        if indices is not None:
+            motion = motion[np.asarray(indices, dtype=np.int64)]
+        s0, d, z, yaw, speed = motion[:, 0], motion[:, 1], motion[:, 2], motion[:, 3], motion[:, 4]
+        s = s0 + speed * t
+        x, y, heading = self.road.pose(s, d)
+        angle = heading + yaw
+        T = np.zeros((s.shape[0], 4, 4))
+        T[:, 0, 0] = T[:, 1, 1] = np.cos(angle)
+        T[:, 1, 0] = np.sin(angle)
+        T[:, 0, 1] = -T[:, 1, 0]
+        T[:, 2, 2] = T[:, 3, 3] = 1.0
+        T[:, 0, 3], T[:, 1, 3], T[:, 2, 3] = x, y, z
+        # A point moving along the arc offset by d: its speed is scaled by (1 - curvature * d).
+        along = speed * (1.0 - self.road.curvature * d)
+        velocity = np.stack([along * np.cos(heading), along * np.sin(heading), np.zeros_like(along)], axis=1)
+        return T, velocity
+
     def primitives(self, t, s_window=None):
         """
         Return the world-frame primitives at time ``t``.
@@ -239,21 +272,25 @@ class Drive:
         ``s_window = (s_min, s_max)`` keeps only things whose arc-length position (widened by their radius) lies
         inside it, which is how frames skip the parts of a long drive that no sensor can see.
         """
+        motion, owner, local, parts, halves = self._table()
+        if not parts:
+            return []
+        s = motion[:, 0] + motion[:, 4] * t
+        keep = np.ones(s.shape, dtype=bool)
+        if s_window is not None:
+            keep = (s >= s_window[0] - motion[:, 5]) & (s <= s_window[1] + motion[:, 5])
+        shown = np.flatnonzero(keep)
+        T_things, velocities = self.thing_poses(t, shown)
+        position = np.full(s.shape[0], -1, dtype=np.int64)
+        position[shown] = np.arange(shown.size)
+        rows = np.flatnonzero(keep[owner])
+        where = position[owner[rows]]
+        T_world = np.matmul(T_things[where], local[rows])
         out = []
-        for instance, thing in enumerate(self.things):
-            s = thing.position_s(t)
-            if s_window is not None and not (s_window[0] - thing.radius <= s <= s_window[1] + thing.radius):
-                continue
-            T = thing.pose(self.road, t)
-            if thing.speed:
-                # A point moving along the arc offset by d: its speed is scaled by (1 - curvature * d).
-                heading = self.road.curvature * s
-                ds = thing.speed * (1.0 - self.road.curvature * thing.d)
-                velocity = np.array([ds * math.cos(heading), ds * math.sin(heading), 0.0])
-            else:
-                velocity = np.zeros(3)
-            for part in thing.parts:
-                out.append(Primitive(part.shape, T @ part.local_transform(), np.asarray(part.half, np.float64),
-                                     part.material, part.color, part.params, thing.kind, instance, velocity,
-                                     thing.rcs_dbsm, T))
+        for k, row in enumerate(rows.tolist()):
+            instance, part = parts[row]
+            thing = self.things[instance]
+            at = where[k]
+            out.append(Primitive(part.shape, T_world[k], halves[row], part.material, part.color, part.params,
+                                 thing.kind, instance, velocities[at], thing.rcs_dbsm, T_things[at]))
         return out
