@@ -16,7 +16,7 @@ import numpy as np
 
 from rcdepth_ros.data.synthetic import materials
 from rcdepth_ros.data.synthetic.ground import ground_albedo
-from rcdepth_ros.data.synthetic.raycast import Caster, GROUND, NO_HIT, PinholeGrid
+from rcdepth_ros.data.synthetic.raycast import Caster, NO_HIT, PinholeGrid
 from rcdepth_ros.data.synthetic.scene import BOX, CYLINDER, VEHICLE
 from rcdepth_ros.data.synthetic.weather import compose
 
