@@ -23,18 +23,20 @@ topic                                   type                            content
                                                                         the camera frame: only for sources with
                                                                         depth images but no lidar points (ZJU)
 ``/ground_truth/depth_dense``           sensor_msgs/Image 32FC1         dense GT where the source has one (option)
-``/tf_static``                          tf2_msgs/TFMessage              every sensor's mounting, camera = parent;
+``/tf_static``                          tf2_msgs/TFMessage              every sensor's mounting on the body;
                                                                         offered TRANSIENT_LOCAL, KEEP_LAST 1
-``/tf``                                 tf2_msgs/TFMessage              ``world`` -> camera at every sensor stamp,
+``/tf``                                 tf2_msgs/TFMessage              ``world`` -> body at every sensor stamp,
                                                                         where the source knows the ego motion
 ======================================  ==============================  ============================================
 
 Frames: the source's own TF frame names (``Sample.frames``: Astyx ``camera_front`` / ``radar_6455`` /
 ``lidar_vlp16``, nuScenes ``cam_front`` / ``radar_front`` / ``lidar_top`` / ``map``, ...), unless
-``BagLayout.frames`` renames a role. The camera is the root of the vehicle's tree: ``/tf_static`` holds
-``camera -> sensor`` (``Sample.extrinsics``), ``/tf`` holds ``world -> camera``, so a return of a radar that fired
-at ``t_radar`` lands in the camera at ``t_image`` with ``lookup_transform_full(camera, t_image, radar, t_radar,
-world)``, exactly the motion compensation the readers apply.
+``BagLayout.frames`` renames a role. The vehicle's tree hangs from one body frame: the source's vehicle frame
+where it has one (synthetic ``base_link``, the 'base' role of ``Sample.extrinsics``), else the camera.
+``/tf_static`` holds ``body -> camera`` and ``body -> sensor`` (from ``Sample.extrinsics``), ``/tf`` holds ``world
+-> body``, so a return of a radar that fired at ``t_radar`` lands in the camera at ``t_image`` with
+``lookup_transform_full(camera, t_image, radar, t_radar, world)``, exactly the motion compensation the readers
+apply.
 """
 
 import dataclasses
