@@ -20,9 +20,11 @@ from rcdepth_ros.errors import CheckpointError, ConfigError
 from rcdepth_ros.models.builder import build_model
 from rcdepth_ros.models.config import load_model_config, ModelConfig
 from rcdepth_ros.models.weights import load_state_dict_strict, read_safetensors
+import torch
 
 FORMAT = 'rcdepth-checkpoint'
 VERSION = 1
+STORAGE_DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16, 'float32': torch.float32}
 
 
 def checkpoint_paths(path):
@@ -46,19 +48,27 @@ def _write_atomic(path, write):
             tmp.unlink()
 
 
-def save_checkpoint(path, model, input_cfg, model_cfg, training=None):
+def save_checkpoint(path, model, input_cfg, model_cfg, training=None, dtype=None):
     """
     Write ``model``'s weights and configs as a checkpoint; return the weights path.
 
     ``path`` may name the ``.safetensors`` or ``.json`` file or their common stem. ``training`` is free JSON-safe
-    provenance (data, command, git commit, metrics).
+    provenance (data, command, git commit, metrics). ``dtype`` ('float16', 'bfloat16', 'float32'; None: as the
+    model holds them) is the storage type of the floating-point tensors: 'float16' halves the file (the bundled
+    demo model); ``load_checkpoint`` casts them back into the model's float32 parameters. Integer buffers are kept.
     """
     from safetensors.torch import save_file
     weights_path, json_path = checkpoint_paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to('cpu').contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None and dtype not in STORAGE_DTYPES:
+        raise CheckpointError(f'{weights_path}: storage dtype must be one of {sorted(STORAGE_DTYPES)}, got {dtype!r}')
+    cast = STORAGE_DTYPES.get(dtype)
+    state = {k: (v.detach().to('cpu', cast) if cast is not None and v.is_floating_point() else v.detach().to('cpu'))
+             .contiguous() for k, v in model.state_dict().items()}
     meta = {'format': FORMAT, 'version': VERSION, 'input': to_dict(input_cfg), 'model': to_dict(model_cfg),
             'training': training or {}}
+    if dtype is not None:
+        meta['storage_dtype'] = dtype
     try:
         text = json.dumps(meta, indent=2, sort_keys=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
