@@ -133,3 +133,23 @@ def test_batched_and_per_primitive_casting_agree(monkeypatch):
     assert same.mean() > 0.999                      # only pixel centres exactly on an edge may differ
     objects = same & (single.index >= 0)
     np.testing.assert_allclose(batch.t[objects], single.t[objects], rtol=1e-5)
+
+
+def test_beam_rows_are_culled_conservatively(monkeypatch):
+    reader = SyntheticReader(SyntheticConfig(height=96, width=160, num_drives=2, frames_per_drive=30))
+    frame = reader.frame('drive0001/0020')
+    generator = reader.generator
+    full_rows = raycast.SphericalGrid.blocks
+
+    def every_row(grid, corners):
+        (r0, r1, c0, c1), valid = full_rows(grid, corners)
+        return (np.zeros_like(r0), np.full_like(r1, grid.shape[0]), c0, c1), valid
+
+    for grid, role, reach in ((generator.lidar.grid, 'lidar', 100.0), (generator.radar.grid, 'radar', 150.0)):
+        T = np.linalg.inv(frame.sample.sensor_poses[role])
+        culled = raycast.Caster(grid, T, max_range=reach).run(frame.drive.road, frame.primitives)
+        monkeypatch.setattr(raycast.SphericalGrid, 'blocks', every_row)
+        full = raycast.Caster(grid, T, max_range=reach).run(frame.drive.road, frame.primitives)
+        monkeypatch.setattr(raycast.SphericalGrid, 'blocks', full_rows)
+        assert np.array_equal(culled.index, full.index) and np.array_equal(culled.t, full.t)
+        assert (culled.index >= 0).sum() > 100

@@ -68,10 +68,11 @@ def test_sample_format():
     assert sample.radar.xyz.dtype == np.float32 and len(sample.radar) > 0
     assert sample.radar.frame_id == sample.frames['camera'] == sample.intrinsics.frame_id
     assert np.isfinite(sample.radar.vxy).all() and np.isfinite(sample.radar.rcs).all()
-    assert sample.radar_channels == RADAR_CHANNELS
-    assert sample.radar_image.shape == (h, w, len(RADAR_CHANNELS)) and sample.radar_image.dtype == np.float32
-    mask = sample.radar_image[..., RADAR_CHANNELS.index('mask')]
-    assert 0 < mask.sum() <= len(sample.radar)
+    assert sample.radar_channels == ('depth', 'rcs', 'v_radial', 'mask')
+    assert sample.radar_image.shape == (h, w, 4) and sample.radar_image.dtype == np.float32
+    assert 0 < sample.radar_image[..., 3].sum() <= len(sample.radar)
+    every = small_reader(radar_channels=list(RADAR_CHANNELS)).sample('drive0001/0002')
+    assert every.radar_channels == RADAR_CHANNELS and every.radar_image.shape == (h, w, len(RADAR_CHANNELS))
     assert set(sample.extrinsics) == {'radar', 'lidar', 'base'}
     assert set(sample.frames) == {'camera', 'radar', 'lidar', 'base', 'world'}
     for role, T in sample.extrinsics.items():

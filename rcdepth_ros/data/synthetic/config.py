@@ -71,8 +71,9 @@ class SyntheticConfig:
     radar_rcs_noise_db: float = 2.0
     radar_clutter: bool = True
     radar_ghosts: bool = True
-    # Channels of Sample.radar_image (rasterised with rcdepth_ros.core.geometry.radar_image).
-    radar_channels: typing.Tuple[str, ...] = RADAR_CHANNELS
+    # Channels of Sample.radar_image (rasterised with rcdepth_ros.core.geometry.radar_image); the radar points
+    # themselves always carry RCS, radial velocity and vx / vy.
+    radar_channels: typing.Tuple[str, ...] = ('depth', 'rcs', 'v_radial', 'mask')
 
     def __post_init__(self):
         """Check every field's range; raise ConfigError naming the field."""

@@ -52,8 +52,8 @@ def vehicle_parts(rng, kind, color, lit=False):
     if kind in ('car', 'suv'):
         length = rng.uniform(3.6, 5.0) if kind == 'car' else rng.uniform(4.3, 5.1)
         width = rng.uniform(1.65, 1.9) if kind == 'car' else rng.uniform(1.8, 2.0)
-        body = rng.uniform(0.75, 0.95) if kind == 'car' else rng.uniform(0.95, 1.15)
-        house = rng.uniform(0.45, 0.6) if kind == 'car' else rng.uniform(0.55, 0.7)
+        body = rng.uniform(0.7, 1.0) if kind == 'car' else rng.uniform(0.95, 1.2)
+        house = rng.uniform(0.42, 0.65) if kind == 'car' else rng.uniform(0.55, 0.75)
         wheel = rng.uniform(0.3, 0.34) if kind == 'car' else rng.uniform(0.34, 0.4)
         cabin_len = length * rng.uniform(0.45, 0.58)
         cabin_x = rng.uniform(-0.25, 0.0) * length * 0.3

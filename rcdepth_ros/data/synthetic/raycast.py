@@ -214,19 +214,34 @@ class SphericalGrid:
         return 0, h, c0, c1
 
     def blocks(self, corners):
-        """Return ``((r0, r1, c0, c1), valid)`` for each primitive's corners (P, 8, 3): all rows, azimuth columns."""
-        p = corners.shape[0]
+        """
+        Return ``((r0, r1, c0, c1), valid)``: the beams that can hit each primitive (corners (P, 8, 3)).
+
+        Columns: the azimuth span of the corners (exact for a convex hull not around the vertical axis). Rows: a
+        conservative elevation span from the corners' heights and the hull's nearest and farthest horizontal
+        distance (bounded by the circle around its footprint).
+        """
         h, w = self.shape
         xy = corners[..., :2]
         centre = xy.mean(axis=1)
         radius = np.sqrt(((xy - centre[:, None, :]) ** 2).sum(axis=2)).max(axis=1)
-        around = np.hypot(centre[:, 0], centre[:, 1]) <= radius + 1e-6
+        distance = np.hypot(centre[:, 0], centre[:, 1])
+        around = distance <= radius + 1e-6
         az = np.arctan2(xy[..., 1], xy[..., 0])
         lo, hi = az.min(axis=1), az.max(axis=1)
         valid = around | (hi - lo <= math.pi)
         c0 = np.where(around, 0, np.searchsorted(self.azimuths, lo - 1e-9, 'left'))
         c1 = np.where(around, w, np.searchsorted(self.azimuths, hi + 1e-9, 'right'))
-        return (np.zeros(p, np.int64), np.full(p, h, np.int64), c0, np.maximum(c1, c0)), valid
+        near = np.maximum(distance - radius, 1e-6)
+        far = distance + radius
+        z_low, z_high = corners[..., 2].min(axis=1), corners[..., 2].max(axis=1)
+        el_low = np.arctan2(z_low, np.where(z_low < 0, near, far))
+        el_high = np.arctan2(z_high, np.where(z_high > 0, near, far))
+        el_low = np.where(around, -math.pi / 2, el_low)
+        el_high = np.where(around, math.pi / 2, el_high)
+        r0 = np.searchsorted(self.elevations, el_low - 1e-9, 'left')
+        r1 = np.searchsorted(self.elevations, el_high + 1e-9, 'right')
+        return (r0, np.maximum(r1, r0), c0, np.maximum(c1, c0)), valid
 
     def rays(self, row, col):
         """Return the unit directions (dx, dy, dz) of the rays at ``row``, ``col`` (arrays)."""

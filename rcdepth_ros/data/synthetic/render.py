@@ -103,8 +103,14 @@ class CameraRenderer:
         rank = np.empty(len(primitives), dtype=np.int16)
         rank[by_material] = np.arange(len(primitives), dtype=np.int16)
         key = np.take(rank, np.take(index, visible))
+        # Gather from the image buffers in raster order (sequential reads), then permute the compact arrays.
+        t = np.take(cast.t.ravel(), visible)
+        face = np.take(cast.face.ravel(), visible)
+        xu = np.take(self.xu_flat, visible)
+        yv = np.take(self.yv_flat, visible)
         order = np.argsort(key, kind='stable')
         visible, key = np.take(visible, order), np.take(key, order)
+        t, face, xu, yv = (np.take(a, order) for a in (t, face, xu, yv))
         counts = np.bincount(key, minlength=len(primitives))
         present = np.flatnonzero(counts)
         counts = counts[present]
@@ -114,10 +120,8 @@ class CameraRenderer:
         # local_k = R[:, k] . (p - c) = R0k px + R1k py + R2k pz - (R^T c)_k, one coefficient row each.
         coef = np.concatenate([R.transpose(1, 2, 0).reshape(9, -1), np.einsum('sjk,sj->ks', R, c)]).astype(np.float32)
         coef = np.repeat(coef, counts, axis=1)
-        t = np.take(cast.t.ravel(), visible)
-        face = np.take(cast.face.ravel(), visible)
-        px = t * np.take(self.xu_flat, visible)
-        py = t * np.take(self.yv_flat, visible)
+        px = t * xu
+        py = t * yv
         local = [coef[k] * px + coef[3 + k] * py + coef[6 + k] * t - coef[9 + k] for k in range(3)]
         light.ravel()[visible] = self._light(shown, counts, R, coef, face, local, sun, up)
         colors = np.array([p.color for p in shown], dtype=np.float32).T
