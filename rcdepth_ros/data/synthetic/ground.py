@@ -25,7 +25,7 @@ def ground_albedo(road, look, tex, x, y, d, t, code):
     s = road.along(x, y).astype(np.float32)
     ad = np.abs(d)
     # Grain fades with distance, as a real texture averages out under the pixel footprint.
-    fade = np.clip(12.0 / np.maximum(t, 1e-3), 0.15, 1.0)
+    fade = np.clip(np.float32(12.0) / np.maximum(t, np.float32(1e-3)), 0.15, 1.0)
     coarse = tex.sample(tex.coarse, x, y, 2.0)
     fine = tex.sample(tex.fine, x, y, 30.0) * fade
     tone = look.asphalt * (0.88 + 0.16 * coarse + 0.12 * fine)
@@ -34,7 +34,7 @@ def ground_albedo(road, look, tex, x, y, d, t, code):
     for k in range(1, road.lanes_per_direction):
         marks |= (np.abs(ad - k * road.lane_width) < 0.06) & dash
     marks |= np.abs(ad - road.carriageway) < 0.08
-    tone *= 1.0 + 0.08 * (ad > road.carriageway)
+    tone *= 1.0 + (ad > road.carriageway) * np.float32(0.08)
     tone += marks * (0.86 * (0.72 + 0.25 * coarse) - tone)
     # Sidewalk: slabs with joints, a lighter kerb stone; the verge beyond is grass.
     kerb_d = np.where(d >= 0, np.float32(road.half_width_left), np.float32(road.half_width_right))

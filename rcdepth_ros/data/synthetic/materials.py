@@ -112,7 +112,7 @@ def building(sf, tex):
     glass_key = tex.hashed(key, level, column, axis)
     grain = 0.92 + 0.1 * tex.sample(tex.medium, along * 0.5 + key, height * 0.5, 8.0)
     # Weights of the layers: wall (base colour, darker on the floor ledges), window frame, glass, roof.
-    wall = grain * (1.0 - 0.2 * (upper & (fz < 0.05))) * (facade & ~glass & ~frame)
+    wall = grain * (1.0 - (upper & (fz < 0.05)) * np.float32(0.2)) * (facade & ~glass & ~frame)
     frame_w = frame.astype(np.float32)
     glass_w = glass.astype(np.float32)
     roof_w = (~facade).astype(np.float32)

@@ -505,7 +505,7 @@ class Caster:
         walk = (d1 > left) | (d1 < right)
         on_road = ~walk & (d0 <= left) & (d0 >= right)
         kerb = ~(walk | on_road)
-        t = t_road * (1.0 - walk * (1.0 - alpha))
+        t = t_road * (np.float32(1.0) - walk * (np.float32(1.0) - alpha))
         code = (walk * np.int8(SIDEWALK) + kerb * np.int8(KERB)).astype(np.int8)
         kr, kc = np.nonzero(kerb & (t_road < FAR_GROUND))
         if kr.size:

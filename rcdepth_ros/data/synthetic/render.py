@@ -169,7 +169,8 @@ class CameraRenderer:
             cylinder = np.take(shapes, owner) == CYLINDER
             cap = (cylinder & (np.abs(z) > np.take(halves[:, 2], owner) - 1e-3)).astype(np.float32)
             wall = 1.0 - cap
-            n_local = (x * inv_r * wall, y * inv_r * wall, z * inv_r * ~cylinder + np.sign(z) * cap)
+            sphere = (~cylinder).astype(np.float32)
+            n_local = (x * inv_r * wall, y * inv_r * wall, z * inv_r * sphere + np.sign(z) * cap)
             rot = [np.take(coef[m], curved) for m in range(9)]
             n_cam = [rot[3 * j] * n_local[0] + rot[3 * j + 1] * n_local[1] + rot[3 * j + 2] * n_local[2]
                      for j in range(3)]
