@@ -21,7 +21,6 @@ Weather does not enter: fog and night change only the camera image.
 """
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -93,14 +92,10 @@ class RadarModel:
         index = cast.index.ravel()
         cosine = cast.cosine.ravel()
         points = self.directions * np.where(np.isfinite(t), t, 0.0)[:, None]
-        parts = []
         instances = np.array([p.instance for p in primitives], dtype=np.int64)
         hit_rays = np.flatnonzero(index >= 0)
         owner = instances[index[hit_rays]] if hit_rays.size else np.zeros(0, np.int64)
-        for instance in np.unique(owner):
-            rays = hit_rays[owner == instance]
-            prim = primitives[int(index[rays[0]])]
-            parts.append(self._object(prim, instance, rays, points, cosine, R, v_radar_world, rng))
+        parts = [self._objects(primitives, index, hit_rays, owner, points, cosine, R, v_radar_world, rng)]
         if cfg.radar_clutter:
             parts.append(self._clutter(np.flatnonzero(index == GROUND), points, R, v_radar_world, rng))
         scan = _concatenate(parts)
@@ -113,24 +108,44 @@ class RadarModel:
         scan.visible = np.unique(owner).astype(np.int32)
         return scan
 
-    def _object(self, prim, instance, rays, points, cosine, R, v_radar_world, rng):
-        """Return the detections of one visible object."""
-        kind = prim.kind
-        p = points[rays]
-        distance = float(np.sqrt((p * p).sum(axis=1)).min())
-        visible = 1.0 - math.exp(-rays.size / VISIBLE_HITS[kind])
-        rate = RATE[kind] * visible * float(detection_probability(prim.rcs_dbsm, distance))
-        if kind == VEHICLE:
-            rate *= math.sqrt(max(prim.rcs_dbsm, 0.0) / 10.0 + 0.5)
-        count = min(int(rng.poisson(rate)), rays.size)
-        if count == 0:
+    def _objects(self, primitives, index, hit_rays, owner, points, cosine, R, v_radar_world, rng):
+        """
+        Return the detections of every visible object at once.
+
+        Per object: a Poisson number of detections (rate from its kind, visible extent and SNR), placed on
+        distinct rays that hit it, drawn with probability proportional to a specular weight (weighted sampling
+        without replacement by exponential keys: the ``count`` largest ``u ** (1 / w)`` of each object).
+        """
+        if hit_rays.size == 0:
             return None
-        weight = np.clip(cosine[rays], 0.0, 1.0) ** SPECULAR[kind] + 0.05
-        chosen = rng.choice(rays.size, size=count, replace=False, p=weight / weight.sum())
-        rays = rays[chosen]
-        relative = 10.0 * np.log10(weight[chosen] / weight.mean())
-        rcs = prim.rcs_dbsm + 0.5 * np.clip(relative, -12.0, 6.0)
-        return self._returns(points[rays], rcs, prim.velocity, R, v_radar_world, KIND_CODE[kind], instance)
+        order = np.lexsort((hit_rays, owner))
+        rays, owner = hit_rays[order], owner[order]
+        objects, first, hits = np.unique(owner, return_index=True, return_counts=True)
+        example = [primitives[int(index[rays[i]])] for i in first]      # a primitive of each object
+        kinds = [p.kind for p in example]
+        rcs = np.array([p.rcs_dbsm for p in example])
+        distance = np.minimum.reduceat(np.sqrt((points[rays] ** 2).sum(axis=1)), first)
+        visible = 1.0 - np.exp(-hits / np.array([VISIBLE_HITS[k] for k in kinds]))
+        rate = np.array([RATE[k] for k in kinds]) * visible * detection_probability(rcs, distance)
+        vehicle = np.array([k == VEHICLE for k in kinds])
+        rate[vehicle] *= np.sqrt(np.maximum(rcs[vehicle], 0.0) / 10.0 + 0.5)
+        count = np.minimum(rng.poisson(rate), hits)
+        group = np.repeat(np.arange(objects.size), hits)
+        power = np.array([SPECULAR[k] for k in kinds])[group]
+        weight = np.clip(cosine[rays], 0.0, 1.0) ** power + 0.05
+        key = np.log(rng.random(rays.size) + 1e-300) / weight          # larger is likelier
+        ranked = np.lexsort((-key, group))
+        position = np.arange(rays.size) - np.repeat(first, hits)
+        chosen = ranked[position < count[group]]
+        if chosen.size == 0:
+            return None
+        g = group[chosen]
+        mean_weight = np.add.reduceat(weight, first) / hits
+        relative = 10.0 * np.log10(weight[chosen] / mean_weight[g])
+        returns_rcs = rcs[g] + 0.5 * np.clip(relative, -12.0, 6.0)
+        velocity = np.array([p.velocity for p in example])[g]
+        codes = np.array([KIND_CODE[k] for k in kinds], dtype=np.int8)[g]
+        return self._returns(points[rays[chosen]], returns_rcs, velocity, R, v_radar_world, codes, objects[g])
 
     def _clutter(self, ground_rays, points, R, v_radar_world, rng):
         """Weak static returns from the road surface, and false alarms anywhere in the field of view."""
@@ -152,17 +167,22 @@ class RadarModel:
         return _concatenate(parts)
 
     def _returns(self, xyz, rcs, velocity_world, R, v_radar_world, kind, instance):
-        """Build returns at radar-frame points ``xyz`` of an object moving with ``velocity_world``."""
+        """
+        Build returns at radar-frame points ``xyz`` of objects moving with ``velocity_world``.
+
+        ``velocity_world`` is (3,) or one per return (N, 3); ``kind`` and ``instance`` a value or one per return.
+        """
         xyz = np.asarray(xyz, dtype=np.float64)
         n = xyz.shape[0]
         los = xyz / np.maximum(np.linalg.norm(xyz, axis=1, keepdims=True), 1e-6)
-        relative = R @ (np.asarray(velocity_world, dtype=np.float64) - v_radar_world)
-        v_radial = los @ relative
-        compensated = los @ (R @ np.asarray(velocity_world, dtype=np.float64))
+        velocity = np.broadcast_to(np.asarray(velocity_world, dtype=np.float64), (n, 3))
+        v_radial = ((velocity - v_radar_world) @ R.T * los).sum(axis=1)
+        compensated = (velocity @ R.T * los).sum(axis=1)
         horizontal = los[:, :2] / np.maximum(np.linalg.norm(los[:, :2], axis=1, keepdims=True), 1e-6)
         return RadarScan(xyz.astype(np.float32), np.asarray(rcs, dtype=np.float32).reshape(n),
                          v_radial.astype(np.float32), (compensated[:, None] * horizontal).astype(np.float32),
-                         np.full(n, kind, dtype=np.int8), np.full(n, instance, dtype=np.int32))
+                         np.broadcast_to(np.asarray(kind, dtype=np.int8), (n,)).copy(),
+                         np.broadcast_to(np.asarray(instance, dtype=np.int32), (n,)).copy())
 
     def _ghosts(self, drive, scan, T_world_from_radar, rng):
         """Multipath mirror images of vehicles behind the building line, and double-bounce returns."""
