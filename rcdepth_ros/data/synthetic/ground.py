@@ -15,12 +15,12 @@ DASH_LENGTH = 3.0
 SLAB = 1.5
 
 
-def ground_albedo(road, look, tex, x, y, d, t, code):
+def ground_albedo(road, look, tex, x, y, d, t, code, out=None):
     """
     Return the albedo (3, ...) of ground hits at world ``(x, y)``.
 
     ``d`` is their lateral road offset, ``t`` the ray parameter (for the grain's fading), ``code`` the ground part
-    (ROAD, SIDEWALK, KERB). Arrays of any shape.
+    (ROAD, SIDEWALK, KERB). Arrays of any shape; ``out`` (3, ...) receives the result when given.
     """
     s = road.along(x, y).astype(np.float32)
     ad = np.abs(d)
@@ -46,7 +46,10 @@ def ground_albedo(road, look, tex, x, y, d, t, code):
     slab += (from_kerb < 0.25) * (0.7 - slab)
     value = tone + walk * (slab - tone)
     value += (code == KERB) * (0.68 - value)
-    color = np.stack([value, value * 0.99, value * 0.97])
+    color = np.empty((3,) + value.shape, dtype=np.float32) if out is None else out
+    color[0] = value
+    np.multiply(value, np.float32(0.99), out=color[1])
+    np.multiply(value, np.float32(0.97), out=color[2])
     verge = walk & (from_kerb >= road.sidewalk_width)
     if verge.any():
         grass = 0.75 + 0.35 * tex.sample(tex.medium, x, y, 3.0) + 0.2 * fine

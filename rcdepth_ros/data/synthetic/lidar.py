@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from rcdepth_ros.data.synthetic.raycast import Caster, SphericalGrid
+from rcdepth_ros.data.synthetic.scene import rigid_inverse
 
 SECTOR_MARGIN_DEG = 8.0
 GRAZING_COSINE = 0.04
@@ -35,7 +36,7 @@ class LidarModel:
 
     def scan(self, road, primitives, T_world_from_lidar, rng):
         """Return the (N, 3) float32 points of one scan in the lidar frame."""
-        T_lidar_from_world = np.linalg.inv(T_world_from_lidar)
+        T_lidar_from_world = rigid_inverse(T_world_from_lidar)
         cast = Caster(self.grid, T_lidar_from_world, max_range=self.config.lidar_max_range,
                       want_cosine=True).run(road, primitives)
         t = cast.t.ravel()

@@ -25,7 +25,7 @@ import dataclasses
 import numpy as np
 
 from rcdepth_ros.data.synthetic.raycast import Caster, GROUND, SphericalGrid
-from rcdepth_ros.data.synthetic.scene import BUILDING, PEDESTRIAN, POLE, SIGN, TREE, VEHICLE
+from rcdepth_ros.data.synthetic.scene import BUILDING, PEDESTRIAN, POLE, rigid_inverse, SIGN, TREE, VEHICLE
 
 KIND_NAMES = (VEHICLE, BUILDING, POLE, PEDESTRIAN, TREE, SIGN, 'clutter', 'noise', 'ghost')
 KIND_CODE = {name: i for i, name in enumerate(KIND_NAMES)}
@@ -84,7 +84,7 @@ class RadarModel:
     def measure(self, drive, primitives, T_world_from_radar, v_radar_world, rng):
         """Return the RadarScan of one frame (``v_radar_world``: the radar's own velocity in the world frame)."""
         cfg = self.config
-        T_radar_from_world = np.linalg.inv(T_world_from_radar)
+        T_radar_from_world = rigid_inverse(T_world_from_radar)
         R = T_radar_from_world[:3, :3]
         cast = Caster(self.grid, T_radar_from_world, max_range=cfg.radar_max_range,
                       want_cosine=True).run(drive.road, primitives)
@@ -198,7 +198,7 @@ class RadarModel:
             usable = facade != 0
             x, y, _ = road.pose(s, 2.0 * facade - d)
             ghost_world = np.stack([x, y, world[:, 2]], axis=1)[usable]
-            T_radar_from_world = np.linalg.inv(T_world_from_radar)
+            T_radar_from_world = rigid_inverse(T_world_from_radar)
             xyz = ghost_world @ T_radar_from_world[:3, :3].T + T_radar_from_world[:3, 3]
             src = mirror[usable]
             parts.append(RadarScan(xyz.astype(np.float32), scan.rcs[src] - rng.uniform(6.0, 12.0, src.size),

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from rcdepth_ros.data.synthetic.scene import BOX, CYLINDER, SPHERE
+from rcdepth_ros.data.synthetic.scene import BOX, CYLINDER, rigid_inverse, SPHERE
 
 NO_HIT = -1
 GROUND = -2
@@ -326,7 +326,7 @@ class Caster:
         self.ground = np.zeros((h, w), dtype=np.int8)
         self.face = np.zeros((h, w), dtype=np.int8)
         self.cosine = np.zeros((h, w), dtype=np.float32) if want_cosine else None
-        self.origin_world = np.linalg.inv(self.T)[:3, 3]
+        self.origin_world = rigid_inverse(self.T)[:3, 3]
 
     def run(self, road, primitives):
         """

@@ -17,7 +17,7 @@ import numpy as np
 from rcdepth_ros.data.synthetic import materials
 from rcdepth_ros.data.synthetic.ground import ground_albedo
 from rcdepth_ros.data.synthetic.raycast import Caster, NO_HIT, PinholeGrid
-from rcdepth_ros.data.synthetic.scene import BOX, CYLINDER, VEHICLE
+from rcdepth_ros.data.synthetic.scene import BOX, CYLINDER, rigid_inverse, VEHICLE
 from rcdepth_ros.data.synthetic.weather import compose
 
 # Parts smaller than this many pixels (largest extent) are not drawn.
@@ -65,7 +65,7 @@ class CameraRenderer:
     def render(self, drive, t, primitives, T_world_from_camera, frame_rng):
         """Return the CameraFrame of ``drive`` at time ``t`` seen from ``T_world_from_camera``."""
         h, w = self.grid.shape
-        T_cam_from_world = np.linalg.inv(T_world_from_camera)
+        T_cam_from_world = rigid_inverse(T_world_from_camera)
         R_cam_from_world = T_cam_from_world[:3, :3]
         look = drive.look
         sun = R_cam_from_world @ look.sun_world
@@ -184,8 +184,8 @@ class CameraRenderer:
         if surface is None:
             return
         r0 = surface.r0
-        albedo[:, r0:] = ground_albedo(drive.road, drive.look, self.textures, surface.x, surface.y, surface.d,
-                                       surface.t, surface.code)
+        ground_albedo(drive.road, drive.look, self.textures, surface.x, surface.y, surface.d, surface.t,
+                      surface.code, out=albedo[:, r0:])
         shade = light[r0:]
         shade[...] = AMBIENT + DIFFUSE * max(float(up @ sun), 0.0)
         if not drive.look.night:

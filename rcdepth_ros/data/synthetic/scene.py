@@ -42,6 +42,15 @@ def rotation_x(angle):
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 
 
+def rigid_inverse(T):
+    """Return the inverse of a 4x4 rigid transform (rotation transposed; no LAPACK call)."""
+    R = T[:3, :3]
+    inv = np.eye(4)
+    inv[:3, :3] = R.T
+    inv[:3, 3] = -R.T @ T[:3, 3]
+    return inv
+
+
 def make_transform(R=None, t=(0.0, 0.0, 0.0)):
     """Return the 4x4 transform with rotation ``R`` (identity if None) and translation ``t``."""
     T = np.eye(4)
@@ -122,7 +131,7 @@ class Rig:
 
     def T_camera_from(self, name):
         """Return T_camera_from_<name> for 'lidar', 'radar' or 'base_link'."""
-        inv = np.linalg.inv(self.T_base_from_camera)
+        inv = rigid_inverse(self.T_base_from_camera)
         if name == 'base_link':
             return inv
         return inv @ {'lidar': self.T_base_from_lidar, 'radar': self.T_base_from_radar}[name]

@@ -15,6 +15,8 @@ The radiance is written ``albedo * A + B`` with a per-pixel gain ``A`` (H, W) an
 import cv2
 import numpy as np
 
+from rcdepth_ros.data.synthetic.scene import rigid_inverse
+
 FOG_DAY = np.array([0.72, 0.74, 0.76], dtype=np.float32)
 FOG_NIGHT = np.array([0.07, 0.07, 0.08], dtype=np.float32)
 HAZE = np.array([0.78, 0.82, 0.88], dtype=np.float32)
@@ -115,7 +117,7 @@ def _night_light(depth, sky, grid, T_world_from_camera, primitives):
         forward = np.clip(dz / dist, 0.0, 1.0)
         beam = forward ** 12 * np.clip((dy / dist + 0.02) * 25.0, 0.0, 1.0)
         light += HEADLIGHT * beam / dist2
-    T_cam_from_world = np.linalg.inv(T_world_from_camera)
+    T_cam_from_world = rigid_inverse(T_world_from_camera)
     down = T_cam_from_world[:3, :3] @ np.array([0.0, 0.0, -1.0])
     for prim in primitives:
         if prim.material != 'lamp':
