@@ -1,5 +1,7 @@
 """SyntheticReader: configuration, frame ids, the Sample format, determinism, splits, the registry."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,10 @@ def test_iteration_yields_every_frame():
     reader = small_reader(num_drives=1, frames_per_drive=3)
     assert [s.frame_id for s in reader] == reader.frame_ids
     assert reader.skipped == []
+
+
+def test_reader_pickles_for_worker_processes():
+    reader = small_reader()
+    before = reader.sample('drive0000/0002')
+    clone = pickle.loads(pickle.dumps(reader))
+    assert clone.sample('drive0000/0002').image.tobytes() == before.image.tobytes()

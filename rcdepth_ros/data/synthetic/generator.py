@@ -90,6 +90,12 @@ class SceneGenerator:
             self._drives.move_to_end(drive_index)
         return drive
 
+    def __getstate__(self):
+        """Pickle without the thread pool (rebuilt on first use)."""
+        state = dict(self.__dict__)
+        state['_pool'] = state['_pool_pid'] = None
+        return state
+
     def _executor(self):
         # A pool inherited through fork (a DataLoader worker) has no threads behind it: make a new one.
         if self._pool is None or self._pool_pid != os.getpid():

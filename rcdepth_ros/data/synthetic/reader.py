@@ -53,6 +53,12 @@ class SyntheticReader(SampleReader):
             self._generator = SceneGenerator(self.config, SPLITS[self.split], self._threads)
         return self._generator
 
+    def __getstate__(self):
+        """Pickle without the generator (a thread pool and caches); a worker process builds its own."""
+        state = dict(self.__dict__)
+        state['_generator'] = None
+        return state
+
     def resolve_frame_id(self, frame_id):
         """Accept ``'drive0003/0012'`` and ``(3, 12)``; return the canonical frame id."""
         if isinstance(frame_id, tuple) and len(frame_id) == 2:
