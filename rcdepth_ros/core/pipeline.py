@@ -128,7 +128,8 @@ class FrameAssembler:
     ``image_filter`` and ``radar_filters`` are message_filters-style inputs (default: new ``SimpleFilter``s, fed
     with ``signalMessage``); ``on_frame(request)`` is called for every match, ``on_event(reason, message)`` for
     every problem (also counted in ``counters``). Call ``add_camera_info(msg)`` for camera_info messages and
-    ``complete(request)`` before processing a request.
+    ``complete(request)`` before processing a request. Until the first camera_info arrives, the newest matched
+    frame is held back (and released by that camera_info); older ones are dropped as ``no_camera_info``.
     """
 
     def __init__(self, settings=None, radar_names=('radar',), image_filter=None, radar_filters=None,
@@ -153,6 +154,9 @@ class FrameAssembler:
         self._lock = threading.Lock()
         self._newest_ns = None
         self._arrivals = collections.OrderedDict()
+        self._waiting = None
+        self._info_arrived = threading.Condition()
+        self._infos_share_image_stamps = False
         # Registered before the synchroniser's own callbacks, so a time jump resets it before it stores the message.
         self.image_filter.registerCallback(self._on_image)
         for index, radar_filter in enumerate(self.radar_filters):
@@ -212,6 +216,12 @@ class FrameAssembler:
             self._event('bad_camera_info', f'camera_info at {stamp / 1e9:.3f} s ignored: {exc}')
             return None
         self.camera_infos.add(stamp, (msg, intrinsics))
+        with self._info_arrived:
+            self._info_arrived.notify_all()
+        with self._lock:
+            waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            self._emit(waiting)
         return intrinsics
 
     def _on_match(self, image, radar):
@@ -222,23 +232,49 @@ class FrameAssembler:
         self.counters.add('matched')
         request = FrameRequest(stamp, image, Sweep(0, message_stamp_ns(radar, self.radar_names[0]), radar),
                                received, now)
+        if not len(self.camera_infos):
+            # A camera driver publishes camera_info and image together; either may be delivered first. Hold the
+            # newest frame until the first camera_info arrives instead of dropping it.
+            with self._lock:
+                previous, self._waiting = self._waiting, request
+            if previous is not None:
+                self._event('no_camera_info', f'image at {previous.stamp_ns / 1e9:.3f} s dropped: no camera_info '
+                                              f'received yet')
+            return
+        self._emit(request)
+
+    def _emit(self, request):
         if self.on_frame is not None:
             self.on_frame(request)
 
-    def complete(self, request):
+    def complete(self, request, wait_s=0.0):
         """
         Fill ``request.camera_info`` and ``request.sweeps`` from the caches; return the request.
 
-        camera_info: the newest stamped at or before the image, else the oldest after it (intrinsics rarely change;
-        a camera_info that arrives a moment after its image still serves), None when none was received.
+        camera_info: the one with the image's stamp, else the newest before it, else the oldest after it
+        (intrinsics rarely change), None when none was received. Drivers stamp camera_info like its image, but the
+        two topics may be delivered in either order: once camera_info has been seen with the images' stamps,
+        ``wait_s`` > 0 waits up to that long for the one of this image (the node's worker does; the offline
+        evaluator reads the bag in order and never needs to).
         """
-        before = self.camera_infos.between(-2 ** 62, request.stamp_ns)
-        if before:
-            request.camera_info = before[-1][1]
+        stamp = request.stamp_ns
+        if wait_s > 0 and self._infos_share_image_stamps:
+            deadline = time.monotonic() + wait_s
+            with self._info_arrived:
+                while self.camera_infos.nearest(stamp, 0) is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._info_arrived.wait(remaining)
+        exact = self.camera_infos.nearest(stamp, 0)
+        if exact is not None:
+            request.camera_info = exact[1]
         else:
-            after = self.camera_infos.between(request.stamp_ns, 2 ** 62)
-            request.camera_info = after[0][1] if after else None
-        request.sweeps = self.radar_cache.select(request.stamp_ns, self.settings.slop_s,
+            before = self.camera_infos.between(-2 ** 62, stamp)
+            after = self.camera_infos.between(stamp, 2 ** 62)
+            request.camera_info = before[-1][1] if before else (after[0][1] if after else None)
+        self._infos_share_image_stamps = exact is not None
+        request.sweeps = self.radar_cache.select(stamp, self.settings.slop_s,
                                                  matched=(request.radar.stamp_ns, request.radar.msg))
         return request
 
@@ -258,6 +294,7 @@ class FrameAssembler:
         self.camera_infos.clear()
         with self._lock:
             self._arrivals.clear()
+            self._waiting = None
 
     def stats(self):
         """Return the synchroniser's per-input counters, the problem counters and the cache evictions."""

@@ -140,3 +140,34 @@ class Counters:
         """Return the sum of every counter."""
         with self._lock:
             return sum(self._counts.values())
+
+
+class Throttle:
+    """
+    Per-key rate limit for warnings: ``ready(key)`` is True at most once per ``period_s`` for each key.
+
+    ``suppressed(key)`` says how many calls were held back since the key last passed (the next warning reports it).
+    """
+
+    def __init__(self, period_s=5.0):
+        """Let each key through at most once per ``period_s`` seconds (0: always)."""
+        self.period_s = float(period_s)
+        self._last = {}
+        self._held = {}
+        self._lock = threading.Lock()
+
+    def ready(self, key, now=None):
+        """Return True when ``key`` may be logged now; count it as held back otherwise."""
+        now = time.monotonic() if now is None else float(now)
+        with self._lock:
+            last = self._last.get(key)
+            if last is None or now - last >= self.period_s:
+                self._last[key] = now
+                return True
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+
+    def suppressed(self, key):
+        """Return and reset the number of calls of ``key`` held back since it last passed."""
+        with self._lock:
+            return self._held.pop(key, 0)

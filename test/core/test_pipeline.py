@@ -8,8 +8,9 @@ from rcdepth_ros.core.engine import InferenceEngine
 from rcdepth_ros.core.extrinsics import StaticExtrinsics
 from rcdepth_ros.core.frame_messages import CAMERA_FRAME, FrameMessageFactory, LIDAR_FRAME
 from rcdepth_ros.core.msgtypes import rosbags_message_types
-from rcdepth_ros.core.pipeline import (eval_crop, evaluate_frame, FrameAssembler, lidar_ground_truth,
-                                       PipelineSettings, process_frame, published_depth, radar_in_camera)
+from rcdepth_ros.core.pipeline import (eval_crop, evaluate_frame, FrameAssembler, FrameRequest,
+                                       lidar_ground_truth, PipelineSettings, process_frame, published_depth,
+                                       radar_in_camera)
 from rcdepth_ros.core.radar_cache import Sweep
 from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.errors import FrameError
@@ -31,6 +32,10 @@ def engine(tiny_student):
 @pytest.fixture
 def extrinsics(factory):
     return StaticExtrinsics(factory.extrinsics(), CAMERA_FRAME)
+
+
+def _request(stamp, factory):
+    return FrameRequest(stamp, factory.image(stamp), Sweep(0, stamp, factory.radar(stamp)), 0.0, 0.0)
 
 
 def _assembler(settings=None, radars=('radar',)):
@@ -61,12 +66,15 @@ def test_one_request_per_matched_pair_with_its_camera_info_and_sweeps(factory):
     assert stats['counters']['matched'] == 5 and events == []
 
 
-def test_camera_info_arriving_after_its_image_still_serves(factory):
-    assembler, requests, _ = _assembler()
+def test_frames_wait_for_the_first_camera_info(factory):
+    assembler, requests, events = _assembler()
     _feed(assembler, factory, T0, camera_info=False)
-    assert assembler.complete(requests[0]).camera_info is None
-    assembler.add_camera_info(factory.camera_info(T0 + 5))
-    assert assembler.complete(requests[0]).camera_info is not None
+    _feed(assembler, factory, T0 + PERIOD, camera_info=False)
+    assert requests == [] and events[0][0] == 'no_camera_info' and f'{T0 / 1e9:.3f}' in events[0][1]
+    assembler.add_camera_info(factory.camera_info(T0 + PERIOD + 5))     # arrives just after its image
+    assert [r.stamp_ns for r in requests] == [T0 + PERIOD]
+    assert assembler.complete(requests[0]).camera_info is not None     # the one after serves too
+    assert assembler.stats()['counters']['no_camera_info'] == 1
 
 
 def test_bad_camera_info_is_counted_and_not_cached(factory):
@@ -76,8 +84,10 @@ def test_bad_camera_info_is_counted_and_not_cached(factory):
     assert assembler.add_camera_info(bad) is None
     _feed(assembler, factory, T0, camera_info=False)
     assert events[0][0] == 'bad_camera_info' and 'uncalibrated' in events[0][1]
+    assert requests == []
+    request = assembler.complete(_request(T0, factory))
     with pytest.raises(FrameError) as info:
-        process_frame(None, assembler.complete(requests[0]), None)
+        process_frame(None, request, None)
     assert info.value.reason == 'no_camera_info'
 
 
@@ -212,3 +222,22 @@ def test_published_depth_marks_invalid_as_nan():
     assert out[0, 0] == 1.0 and np.isnan(out[0, 1:]).all()
     with pytest.raises(FrameError, match='queue_size'):
         PipelineSettings(queue_size=0)
+
+
+def test_complete_waits_for_the_camera_info_of_the_image_once_they_share_stamps(factory):
+    import threading
+    assembler, requests, _ = _assembler()
+    _feed(assembler, factory, T0)
+    assert assembler.complete(requests[0], wait_s=1.0).camera_info[0].header is not None   # exact stamp seen
+    big = FrameMessageFactory(factory.types, width=200, height=150)
+    assembler.radar_filters[0].signalMessage(factory.radar(T0 + PERIOD))
+    assembler.image_filter.signalMessage(big.image(T0 + PERIOD))
+    timer = threading.Timer(0.1, assembler.add_camera_info, [big.camera_info(T0 + PERIOD)])
+    timer.start()
+    request = assembler.complete(requests[1], wait_s=2.0)      # the new camera_info comes 0.1 s later
+    timer.join()
+    assert request.camera_info[1].width == 200
+    # without waiting, the previous camera_info would have served
+    assembler.radar_filters[0].signalMessage(factory.radar(T0 + 2 * PERIOD))
+    assembler.image_filter.signalMessage(factory.image(T0 + 2 * PERIOD))
+    assert assembler.complete(requests[2], wait_s=0.0).camera_info[1].width == 200

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rcdepth_ros.core.stats import Counters, LatencyStats, RateMeter
+from rcdepth_ros.core.stats import Counters, LatencyStats, RateMeter, Throttle
 
 
 def test_rate_is_the_inverse_mean_period_within_the_window():
@@ -46,3 +46,13 @@ def test_counters_start_listed_and_add_up():
     assert counters.get('a') == 1 and counters.get('missing') == 0
     assert counters.total() == 6
     assert list(counters.snapshot()) == ['a', 'b', 'c']
+
+
+def test_throttle_lets_each_key_through_once_per_period():
+    throttle = Throttle(period_s=5.0)
+    assert throttle.ready('a', now=0.0)
+    assert not throttle.ready('a', now=1.0) and not throttle.ready('a', now=4.9)
+    assert throttle.ready('b', now=1.0)                  # keys are independent
+    assert throttle.suppressed('a') == 2 and throttle.suppressed('a') == 0
+    assert throttle.ready('a', now=5.0)
+    assert Throttle(0.0).ready('x', now=0.0) and Throttle(0.0).ready('x', now=0.0)

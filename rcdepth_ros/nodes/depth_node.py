@@ -1,0 +1,473 @@
+"""
+rcdepth_node: camera + radar in, dense metric depth (and its Grad-CAM saliency) out, as a ROS 2 lifecycle node.
+
+Wiring only; every step is in the core (``core.pipeline``). Topics (relative, remapped in launch):
+
+- in: ``image`` (Image) or ``image/compressed`` (CompressedImage) by ``image_transport``; ``camera_info``
+  (cached); every topic of ``radar_topics`` (PointCloud2). The image and the first radar are matched by the
+  approximate-time policy; sweeps of all radars in the window before the image stamp are accumulated.
+- out: ``depth/image`` (32FC1 metres, NaN invalid) + ``depth/camera_info``; ``saliency/image`` (32FC1 in [0, 1],
+  computed only while subscribed) + ``saliency/camera_info``; ``radar/depth_image`` (32FC1, the sparse radar depth
+  at the model's input size, NaN where no return) + ``radar/camera_info`` (its K); ``~/debug/depth_color`` (bgr8,
+  parameter); ``/diagnostics``. Every output carries the input image's header.
+
+Lifecycle: parameters are declared in ``__init__``; ``on_configure`` loads the model (FAILURE with the reason
+logged on a bad or missing checkpoint) and creates the publishers; ``on_activate`` subscribes and starts the
+worker; ``on_deactivate`` / ``on_cleanup`` release them. Inference runs in a worker thread fed by a keep-latest
+slot, so parameter services and transitions stay responsive and latency never grows with the input rate.
+Bad input is warned about (throttled, per kind), counted in the diagnostics, and the node goes on.
+"""
+
+import functools
+import threading
+import time
+import traceback
+
+from rcdepth_ros.core.latest import LatestSlot
+from rcdepth_ros.core.pipeline import FRAME_PROBLEMS, FrameAssembler, PipelineSettings, process_frame, \
+    SWEEP_PROBLEMS
+from rcdepth_ros.core.radar import RadarFieldMap
+from rcdepth_ros.core.stats import Counters, LatencyStats, RateMeter, Throttle
+from rcdepth_ros.errors import ConfigError, FrameError, RcdepthError
+from rcdepth_ros.nodes import diagnostics, params
+from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
+from rcdepth_ros.nodes.tf_source import make_extrinsics
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+NODE_NAME = 'rcdepth_node'
+OUTPUT_ERRORS = ('inference_error', 'publish_error')
+WORKER_POLL_S = 0.1
+
+
+def logged_transition(callback):
+    """Log any exception of a lifecycle callback with its traceback and return ERROR (rclpy would hide it)."""
+    @functools.wraps(callback)
+    def wrapper(self, state):
+        try:
+            return callback(self, state)
+        except Exception as exc:  # noqa: B902 - a transition must report, not raise
+            self.get_logger().error(f'{callback.__name__} raised {type(exc).__name__}: {exc}\n'
+                                    f'{traceback.format_exc()}')
+            return TransitionCallbackReturn.ERROR
+    return wrapper
+
+
+def camera_info_with_header(info, header, types):
+    """Return a new CameraInfo with the fields of ``info`` and ``header`` (cached messages are never mutated)."""
+    return types.CameraInfo(header=header, height=info.height, width=info.width,
+                            distortion_model=info.distortion_model, d=info.d, k=info.k, r=info.r, p=info.p,
+                            binning_x=info.binning_x, binning_y=info.binning_y, roi=info.roi)
+
+
+class DepthNode(LifecycleNode):
+    """The depth node (see the module docstring)."""
+
+    def __init__(self, node_name=NODE_NAME, **kwargs):
+        """Declare the parameters (descriptors, ranges) and the parameter callbacks; nothing else yet."""
+        super().__init__(node_name, **kwargs)
+        params.declare(self)
+        self._values = params.values(self)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self._has_post_set = hasattr(self, 'add_post_set_parameters_callback')   # Humble has none
+        if self._has_post_set:
+            self.add_post_set_parameters_callback(self._apply_parameters)
+        self._lock = threading.Lock()
+        self._engine = None
+        self._model_path = None
+        self._extrinsics = None
+        self._outputs = {}
+        self._diagnostics_pub = None
+        self._inputs = []
+        self._filters = []
+        self._assembler = None
+        self._timer = None
+        self._worker = None
+        self._stop = threading.Event()
+        self._slot = LatestSlot()
+        self._field_map = RadarFieldMap(**params.field_map_values(self._values))
+        self._throttle = Throttle(self._values['warn_throttle'])
+        self._levels = diagnostics.LevelTracker()
+        self._reset_stats([])
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Parameters
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _validate_parameters(self, parameters):
+        changes = {p.name: p.value for p in parameters}
+        reason = params.validate(changes)
+        if reason is None:
+            merged = dict(self._values, **changes)
+            reason = params.validate_color_range(merged['debug.color_min'], merged['debug.color_max'])
+        if reason is None and not self._has_post_set:
+            self._apply_parameters(parameters)
+        return SetParametersResult(successful=reason is None, reason=reason or '')
+
+    def _apply_parameters(self, parameters):
+        later = []
+        for parameter in parameters:
+            if parameter.name not in params.BY_NAME:
+                continue
+            self._values[parameter.name] = parameter.value
+            if parameter.name not in params.LIVE:
+                later.append(parameter.name)
+        values = self._values
+        self._field_map = RadarFieldMap(**params.field_map_values(values))
+        self._throttle.period_s = float(values['warn_throttle'])
+        assembler = self._assembler
+        if assembler is not None:
+            assembler.set_radar_selection(values['radar.window'], values['radar.max_sweeps'])
+        if later and self._inputs:
+            self.get_logger().info(f'{", ".join(later)} will take effect at the next activation')
+
+    def _log_parameters(self):
+        for name in sorted(self._values):
+            self.get_logger().info(f'parameter {name} = {self._values[name]!r}')
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Lifecycle
+    # ------------------------------------------------------------------------------------------------------------
+
+    @logged_transition
+    def on_configure(self, state):
+        """Load the model and create the publishers; FAILURE (with the reason logged) on a bad checkpoint."""
+        from rcdepth_ros.core.bundled_model import resolve_model_path
+        self._values = params.values(self)
+        values = self._values
+        self._log_parameters()
+        try:
+            self._model_path = resolve_model_path(values['model_path'])
+            self._engine = self._load_engine(self._model_path, values)
+        except (RcdepthError, OSError, RuntimeError) as exc:
+            self.get_logger().error(f'cannot load the model: {exc}')
+            self._engine = None
+            return TransitionCallbackReturn.FAILURE
+        try:
+            self._extrinsics, description = make_extrinsics(
+                self, values['extrinsics.source'], values['extrinsics.fixed_frame'],
+                values['extrinsics.tf_timeout'], values['extrinsics.camera_frame'])
+        except ConfigError as exc:
+            self.get_logger().error(f'cannot set up the extrinsics: {exc}')
+            self._engine = None
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(f'extrinsics from {description}')
+        self._create_publishers(values)
+        engine = self._engine
+        self.get_logger().info(f'model {self._model_path}: {engine.model_cfg.architecture} on {engine.device} '
+                               f'({"fp16" if engine.half else "fp32"}), input {engine.input_cfg.width}x'
+                               f'{engine.input_cfg.height}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _load_engine(self, model_path, values):
+        from rcdepth_ros.core.engine import InferenceEngine
+        import torch
+        if values['num_threads'] > 0:
+            torch.set_num_threads(int(values['num_threads']))
+        half = {'auto': 'auto', 'true': True, 'false': False}[str(values['half']).lower()]
+        return InferenceEngine(model_path, device=values['device'], half=half)
+
+    def _create_publishers(self, values):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import CameraInfo, Image
+        qos = qos_from_string(values['qos.output'], values['qos.output_depth'])
+        kinds = {'depth/image': Image, 'depth/camera_info': CameraInfo, 'saliency/image': Image,
+                 'saliency/camera_info': CameraInfo, 'radar/depth_image': Image, 'radar/camera_info': CameraInfo,
+                 '~/debug/depth_color': Image}
+        self._outputs = {topic: self.create_lifecycle_publisher(kind, topic, qos) for topic, kind in kinds.items()}
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.get_logger().info(f'publishers: QoS {values["qos.output"]} ({describe_qos(qos)})')
+
+    @logged_transition
+    def on_activate(self, state):
+        """Subscribe, start the worker and the diagnostics timer, enable the publishers."""
+        try:
+            self._subscribe(dict(self._values))
+        except (RcdepthError, ValueError) as exc:
+            self.get_logger().error(f'cannot subscribe: {exc}')
+            self._unsubscribe()
+            return TransitionCallbackReturn.FAILURE
+        self._stop.clear()
+        self._slot = LatestSlot()
+        self._worker = threading.Thread(target=self._work, name='rcdepth_worker', daemon=True)
+        self._worker.start()
+        self._timer = self.create_timer(float(self._values['diagnostics.period']), self._publish_diagnostics)
+        return super().on_activate(state)
+
+    def _subscribe(self, values):
+        from rcdepth_ros.core.sync import message_filters_available, SimpleFilter
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+        qos = qos_from_string(values['qos.input'], values['qos.input_depth'])
+        compressed = str(values['image_transport']).lower() == 'compressed'
+        image_type, image_topic = (CompressedImage, 'image/compressed') if compressed else (Image, 'image')
+        radar_topics = [t for t in values['radar_topics'] if t]
+        inputs = [(image_type, image_topic)] + [(PointCloud2, t) for t in radar_topics]
+        use_message_filters = message_filters_available()
+        if use_message_filters:
+            import message_filters
+            self._filters = [message_filters.Subscriber(self, kind, topic, qos_profile=qos) for kind, topic in inputs]
+            self._inputs = [f.sub for f in self._filters]
+        else:
+            self._filters = [SimpleFilter() for _ in inputs]
+            self._inputs = [self.create_subscription(kind, topic, f.signalMessage, qos)
+                            for f, (kind, topic) in zip(self._filters, inputs)]
+        self._inputs.append(self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, qos))
+        settings = PipelineSettings(values['queue_size'], values['slop'], values['radar.window'],
+                                    values['radar.max_sweeps'], values['radar.cache_span'],
+                                    values['time_jump_threshold'])
+        self._reset_stats(radar_topics)
+        self._assembler = FrameAssembler(settings, radar_topics, self._filters[0], self._filters[1:],
+                                         on_frame=self._on_frame, on_event=self._on_event,
+                                         prefer_message_filters=use_message_filters)
+        self._filters[0].registerCallback(lambda msg: self._rates['image'].tick())
+        for topic, radar_filter in zip(radar_topics, self._filters[1:]):
+            radar_filter.registerCallback(lambda msg, meter=self._rates[f'radar {topic}']: meter.tick())
+        names = ', '.join(self.resolve_topic_name(t) for _, t in inputs)
+        self.get_logger().info(f'subscribed to {names}, {self.resolve_topic_name("camera_info")} with QoS '
+                               f'{values["qos.input"]} ({describe_qos(qos)}); synchroniser '
+                               f'{"message_filters" if use_message_filters else "rcdepth_ros.core.sync"} '
+                               f'(queue {values["queue_size"]}, slop {values["slop"]} s)')
+
+    def _unsubscribe(self):
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        self._inputs = []
+        self._filters = []
+        self._assembler = None
+
+    def _stop_worker(self):
+        self._stop.set()
+        self._slot.close()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.join(timeout=30.0)
+            if worker.is_alive():
+                self.get_logger().warning('the inference worker did not stop within 30 s')
+
+    @logged_transition
+    def on_deactivate(self, state):
+        """Unsubscribe and stop the worker (a frame in inference is finished first)."""
+        self._unsubscribe()
+        self._stop_worker()
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        return super().on_deactivate(state)
+
+    @logged_transition
+    def on_cleanup(self, state):
+        """Release the publishers, the extrinsics source and the model."""
+        self._release()
+        return super().on_cleanup(state)
+
+    def _release(self):
+        for publisher in self._outputs.values():
+            self.destroy_publisher(publisher)
+        self._outputs = {}
+        if self._diagnostics_pub is not None:
+            self.destroy_publisher(self._diagnostics_pub)
+            self._diagnostics_pub = None
+        close = getattr(self._extrinsics, 'close', None)
+        if close is not None:
+            close()
+        self._extrinsics = None
+        self._engine = None
+
+    @logged_transition
+    def on_shutdown(self, state):
+        """Release everything from whatever state the node is in."""
+        self._unsubscribe()
+        self._stop_worker()
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self):
+        """Stop the worker if still running (process exit)."""
+        self._stop_worker()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Callbacks and the worker
+    # ------------------------------------------------------------------------------------------------------------
+
+    def _reset_stats(self, radar_topics):
+        self._rates = {'image': RateMeter(), 'camera_info': RateMeter(), 'depth': RateMeter()}
+        self._rates.update({f'radar {t}': RateMeter() for t in radar_topics})
+        self._latency = {'processing': LatencyStats(), 'end_to_end': LatencyStats(), 'forward': LatencyStats(),
+                         'header_age': LatencyStats()}
+        self._problems = Counters(FRAME_PROBLEMS + SWEEP_PROBLEMS)
+        self._errors = Counters(OUTPUT_ERRORS)
+        self._frames = Counters(('processed', 'published'))
+
+    def _warn(self, reason, message):
+        if self._throttle.ready(reason):
+            held = self._throttle.suppressed(reason)
+            suffix = f' ({held} more since the last warning of this kind)' if held else ''
+            self.get_logger().warning(f'[{reason}] {message}{suffix}')
+
+    def _on_event(self, reason, message):
+        # The assembler counts its own events; warnings only here (a time jump is a normal bag restart: info).
+        if reason == 'time_jump':
+            self.get_logger().info(message)
+        else:
+            self._warn(reason, message)
+
+    def _on_camera_info(self, msg):
+        self._rates['camera_info'].tick()
+        assembler = self._assembler
+        if assembler is not None:
+            assembler.add_camera_info(msg)
+
+    def _on_frame(self, request):
+        self._slot.put(request)
+
+    def _work(self):
+        while not self._stop.is_set():
+            request = self._slot.take(timeout=WORKER_POLL_S)
+            if request is None:
+                continue
+            try:
+                self._process(request)
+            except Exception as exc:  # noqa: B902 - the worker must survive anything one frame does
+                self._errors.add('inference_error')
+                self.get_logger().error(f'frame at {request.stamp_ns / 1e9:.3f} s failed: '
+                                        f'{type(exc).__name__}: {exc}')
+
+    def _process(self, request):
+        assembler, engine, extrinsics = self._assembler, self._engine, self._extrinsics
+        if assembler is None or engine is None:
+            return
+        values = self._values
+        assembler.complete(request, float(values['camera_info_wait']))
+        saliency_pub = self._outputs.get('saliency/image')
+        want_saliency = bool(values['saliency.enabled']) and saliency_pub is not None and \
+            saliency_pub.get_subscription_count() > 0
+        try:
+            result = process_frame(engine, request, extrinsics, self._field_map, want_saliency)
+        except FrameError as exc:
+            self._problems.add(exc.reason)
+            self._warn(exc.reason, str(exc))
+            return
+        for reason, message in result.issues:
+            self._problems.add(reason)
+            self._warn(reason, message)
+        self._frames.add('processed')
+        self._publish(result)
+        done = time.monotonic()
+        self._latency['processing'].add((done - request.matched) * 1e3)
+        self._latency['end_to_end'].add((done - request.received) * 1e3)
+        self._latency['forward'].add(result.timings.get('forward', float('nan')))
+        self._latency['header_age'].add((self.get_clock().now().nanoseconds - request.stamp_ns) / 1e6)
+
+    def _send(self, topic, build):
+        publisher = self._outputs.get(topic)
+        if publisher is None:
+            return False
+        try:
+            publisher.publish(build())
+            return True
+        except Exception as exc:  # noqa: B902 - RCLError when a reliable subscriber falls behind, and the like
+            self._errors.add('publish_error')
+            self._warn('publish_error', f'{topic}: publish failed: {type(exc).__name__}: {exc}')
+            return False
+
+    def _publish(self, result):
+        from rcdepth_ros.core.conversions import depth_to_image_msg, numpy_to_image
+        from rcdepth_ros.core.msgtypes import ros_message_types
+        from rcdepth_ros.core.sensor_types import CameraIntrinsics
+        types = ros_message_types()
+        header = result.request.header
+        info_msg = result.request.camera_info[0]
+        info = camera_info_with_header(info_msg, header, types)
+        if self._send('depth/image', lambda: depth_to_image_msg(result.depth, header, types)):
+            self._frames.add('published')
+            self._rates['depth'].tick()
+        self._send('depth/camera_info', lambda: info)
+        if result.saliency is not None:
+            self._send('saliency/image', lambda: numpy_to_image(result.saliency.astype('float32'), '32FC1', header,
+                                                                types))
+            self._send('saliency/camera_info', lambda: info)
+        if self._outputs['radar/depth_image'].get_subscription_count() > 0:
+            self._send('radar/depth_image', lambda: depth_to_image_msg(result.radar_depth, header, types))
+            height, width = result.radar_depth.shape
+            self._send('radar/camera_info', lambda: self._model_camera_info(
+                CameraIntrinsics(result.radar_K, width, height, frame_id=header.frame_id), header, types))
+        color = self._outputs['~/debug/depth_color']
+        if self._values['debug.depth_color'] and color.get_subscription_count() > 0:
+            self._send('~/debug/depth_color',
+                       lambda: numpy_to_image(self._colorize(result.depth), 'bgr8', header, types))
+
+    @staticmethod
+    def _model_camera_info(intrinsics, header, types):
+        from rcdepth_ros.core.conversions import intrinsics_to_camera_info
+        return intrinsics_to_camera_info(intrinsics, header, types)
+
+    def _colorize(self, depth):
+        from rcdepth_ros.core.visualize import colorize
+        values = self._values
+        return colorize(depth, values['debug.color_min'], values['debug.color_max'], values['debug.colormap'],
+                        invert=True)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Diagnostics
+    # ------------------------------------------------------------------------------------------------------------
+
+    def report(self):
+        """Return the diagnostics as a nested dict: rates, frames, latencies, drops per reason, model."""
+        engine = self._engine
+        assembler = self._assembler
+        sync_stats = assembler.stats()['sync'] if assembler is not None else {}
+        counters = assembler.stats()['counters'] if assembler is not None else {}
+        drops = {f'sync.{name}': s['dropped'] for name, s in sync_stats.items()}
+        drops['keep_latest'] = self._slot.dropped
+        problems = self._problems.snapshot()
+        for reason in FRAME_PROBLEMS:       # counted by the assembler (matching) and by the worker (processing)
+            problems[reason] = problems.get(reason, 0) + counters.get(reason, 0)
+        drops.update(problems)
+        rates = {name: meter.rate() for name, meter in self._rates.items()}
+        latency = {}
+        for name, stats in self._latency.items():
+            summary = stats.summary()
+            latency[name] = {'p50': summary['p50'], 'p95': summary['p95'], 'max': summary['max']}
+        return {
+            'device': str(engine.device) if engine is not None else 'n/a',
+            'model': str(self._model_path) if self._model_path is not None else 'n/a',
+            'architecture': engine.model_cfg.architecture if engine is not None else 'n/a',
+            'input_size': f'{engine.input_cfg.width}x{engine.input_cfg.height}' if engine is not None else 'n/a',
+            'precision': ('fp16' if engine.half else 'fp32') if engine is not None else 'n/a',
+            'rates_hz': rates,
+            'frames': {'images': self._rates['image'].count, 'matched': counters.get('matched', 0),
+                       'processed': self._frames.get('processed'), 'published': self._frames.get('published')},
+            'latency_ms': latency,
+            'drops': drops,
+            'errors': self._errors.snapshot(),
+        }
+
+    def _publish_diagnostics(self):
+        publisher = self._diagnostics_pub
+        if publisher is None:
+            return
+        report = self.report()
+        problems = {k: v for k, v in report['drops'].items() if k in FRAME_PROBLEMS + SWEEP_PROBLEMS
+                    and k != 'time_jump'}
+        level, message = self._levels.level(problems, report['errors'], report['rates_hz']['image'],
+                                            report['rates_hz']['depth'])
+        array = diagnostics.diagnostic_array(self.get_clock().now().to_msg(), f'{self.get_name()}: depth',
+                                             report['device'], level, message, report)
+        try:
+            publisher.publish(array)
+        except Exception as exc:  # noqa: B902 - diagnostics must never take the node down
+            self._warn('publish_error', f'/diagnostics: publish failed: {exc}')
+
+
+def main(args=None):
+    """Run the node: configure and activate it, spin until SIGINT / SIGTERM, then deactivate and clean up."""
+    from rcdepth_ros.nodes.runtime import run
+    return run(DepthNode, args=args, lifecycle=True)
+
+
+if __name__ == '__main__':
+    import sys
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""
+Extrinsics for a node: tf2 when ``tf2_ros`` is importable (a ROS 2 install), else fixed transforms from parameters.
+
+Both answer ``lookup(target, target_ns, source, source_ns) -> T_target_from_source`` (``core.extrinsics``). With
+tf2 and a fixed frame, the lookup is ``lookup_transform_full(target, t_image, source, t_radar, fixed)``: a sweep
+fired before the exposure lands where the vehicle was then; without a fixed frame it is ``lookup_transform`` at the
+sweep's stamp. A missing transform raises ProjectionError (the node counts the sweep as in an unknown frame).
+"""
+
+from rcdepth_ros.core.bags.tf import transform_to_matrix
+from rcdepth_ros.core.extrinsics import StaticExtrinsics
+from rcdepth_ros.errors import ConfigError, ProjectionError, RcdepthError
+from rcdepth_ros.nodes.params import extrinsics_from_parameters
+
+
+def tf2_available():
+    """Return True when tf2_ros (a ROS 2 install) is importable."""
+    try:
+        import tf2_ros  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Tf2Extrinsics:
+    """Lookups in a tf2 buffer filled by a TransformListener on ``node`` (``/tf`` and latched ``/tf_static``)."""
+
+    def __init__(self, node, fixed_frame='', timeout_s=0.05):
+        """Start listening; ``fixed_frame`` empty: no motion compensation."""
+        import tf2_ros
+        self._tf2 = tf2_ros
+        self.buffer = tf2_ros.Buffer()
+        self.listener = tf2_ros.TransformListener(self.buffer, node)
+        self.fixed_frame = str(fixed_frame or '')
+        self.timeout_s = float(timeout_s)
+
+    def lookup(self, target_frame, target_ns, source_frame, source_ns):
+        """Return ``T_target_from_source`` from tf2 (ProjectionError naming the frames when tf2 has none)."""
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+        timeout = Duration(nanoseconds=int(self.timeout_s * 1e9))
+        try:
+            if self.fixed_frame:
+                msg = self.buffer.lookup_transform_full(target_frame, Time(nanoseconds=int(target_ns)), source_frame,
+                                                        Time(nanoseconds=int(source_ns)), self.fixed_frame, timeout)
+            else:
+                msg = self.buffer.lookup_transform(target_frame, source_frame, Time(nanoseconds=int(source_ns)),
+                                                   timeout)
+        except (self._tf2.LookupException, self._tf2.ConnectivityException, self._tf2.ExtrapolationException,
+                self._tf2.InvalidArgumentException, self._tf2.TimeoutException) as exc:
+            raise ProjectionError(f'tf2 has no transform from {source_frame!r} to {target_frame!r}: {exc}') from None
+        try:
+            return transform_to_matrix(msg)[3]
+        except RcdepthError as exc:
+            raise ProjectionError(f'tf2 transform {source_frame!r} -> {target_frame!r}: {exc}') from None
+
+    def close(self):
+        """Stop listening."""
+        unregister = getattr(self.listener, 'unregister', None)
+        if unregister is not None:
+            unregister()
+
+
+def make_extrinsics(node, source='auto', fixed_frame='', timeout_s=0.05, camera_frame=''):
+    """
+    Return (provider, description) for ``source`` 'auto', 'tf' or 'parameters'.
+
+    'tf' without tf2_ros raises ConfigError; 'auto' takes tf2 when importable and parameters otherwise.
+    """
+    source = str(source).strip().lower()
+    if source not in ('auto', 'tf', 'parameters'):
+        raise ConfigError(f'extrinsics.source must be auto, tf or parameters, got {source!r}')
+    if source == 'tf' or (source == 'auto' and tf2_available()):
+        if not tf2_available():
+            raise ConfigError('extrinsics.source is tf but tf2_ros is not importable (no ROS 2 install); use '
+                              'parameters')
+        description = f'tf2 (fixed frame {fixed_frame!r})' if fixed_frame else 'tf2 (at the sweep stamps)'
+        return Tf2Extrinsics(node, fixed_frame, timeout_s), description
+    transforms = extrinsics_from_parameters(node)
+    description = f'parameters: {", ".join(sorted(transforms)) or "no frames"} -> {camera_frame or "<image frame>"}'
+    return StaticExtrinsics(transforms, camera_frame), description

@@ -1,0 +1,154 @@
+"""rcdepth_node in process over real rclpy transport: outputs, one output per matched frame, keep-latest, QoS."""
+
+from node_harness import node_parameters, PERIOD, Rig, SlowEngine, T0
+import numpy as np
+import pytest
+
+from rcdepth_ros.core import geometry
+from rcdepth_ros.core.conversions import image_to_numpy
+from rcdepth_ros.core.msgtypes import stamp_to_ns
+from rcdepth_ros.nodes.depth_node import DepthNode
+from rcdepth_ros.nodes.diagnostics import status_values
+from rcdepth_ros.nodes.runtime import bring_up
+
+
+def _stamps(msgs):
+    return [stamp_to_ns(m.header) for m in msgs]
+
+
+def test_one_output_per_matched_frame_with_the_input_header(harness, tiny_checkpoint, messages):
+    rig = Rig(harness, tiny_checkpoint)
+    stamps = [T0 + i * PERIOD for i in range(6)]
+    for count, stamp in enumerate(stamps, start=1):
+        rig.send(messages, stamp)
+        assert rig.wait_outputs(count), f'no depth for frame {count}'
+    harness.spin_for(0.3)
+    assert _stamps(rig.depth) == stamps                         # exactly one, in order, none twice
+    assert _stamps(rig.depth_info) == stamps
+    for msg in rig.depth:
+        assert msg.encoding == '32FC1' and (msg.height, msg.width) == (120, 160) and msg.step == 160 * 4
+        assert msg.header.frame_id == 'camera_optical' and not msg.is_bigendian
+        depth = image_to_numpy(msg)
+        assert np.isnan(depth[0]).all() and np.isfinite(depth[-1]).all()   # cropped rows NaN (REP 118)
+        assert np.nanmin(depth) >= 0.5 and np.nanmax(depth) <= 100.0
+    info = rig.depth_info[-1]
+    assert np.allclose(np.asarray(info.k).reshape(3, 3), messages.intrinsics.K)
+    assert info.header.frame_id == 'camera_optical'
+    # radar/depth_image: the returns moved with the parameter extrinsics and projected at the model's size
+    radar_msg, radar_info = rig.radar_depth[-1], rig.radar_info[-1]
+    assert (radar_msg.height, radar_msg.width, radar_msg.encoding) == (64, 128, '32FC1')
+    K_model = np.asarray(radar_info.k).reshape(3, 3)
+    truth = messages.radar_camera(stamps[-1])
+    expected = geometry.sparse_depth_image(truth.xyz, K_model, 128, 64, 1.0, 100.0)
+    got = np.nan_to_num(image_to_numpy(radar_msg))
+    assert (expected > 0).sum() > 5 and np.allclose(got, expected, atol=1e-3)
+    report = rig.node.report()
+    assert report['frames']['published'] == 6 and report['drops']['keep_latest'] == 0
+    assert report['drops']['sync.image'] == 0 and report['errors']['inference_error'] == 0
+    assert harness.spin_until(lambda: rig.diagnostics and 'frames.published' in status_values(rig.diagnostics[-1]))
+    values = status_values(rig.diagnostics[-1])
+    assert values['device'] == 'cpu' and values['architecture'] == 'student' and values['input_size'] == '128x64'
+    assert {'rates_hz.image', 'rates_hz.depth', 'latency_ms.processing.p50', 'latency_ms.end_to_end.p95',
+            'drops.keep_latest', 'drops.radar_unknown_frame', 'errors.publish_error'} <= set(values)
+
+
+def test_saliency_and_debug_colour_only_while_subscribed(harness, tiny_checkpoint, messages):
+    from sensor_msgs.msg import Image
+    rig = Rig(harness, tiny_checkpoint, **{'debug.depth_color': True})
+    rig.send(messages, T0)
+    assert rig.wait_outputs(1)
+    assert rig.node.report()['frames']['published'] == 1
+    saliency = harness.collect(Image, 'saliency/image')
+    color = harness.collect(Image, f'{rig.node.get_fully_qualified_name()}/debug/depth_color')
+    outputs = rig.node._outputs
+    assert harness.spin_until(lambda: outputs['saliency/image'].get_subscription_count() >= 1 and
+                              outputs['~/debug/depth_color'].get_subscription_count() >= 1)
+    harness.spin_for(0.2)
+    assert saliency == [] and color == []                    # nothing was computed for the first frame
+    rig.send(messages, T0 + PERIOD)
+    assert rig.wait_outputs(2) and harness.spin_until(lambda: saliency and color)
+    sal = image_to_numpy(saliency[0])
+    assert saliency[0].encoding == '32FC1' and sal.shape == (120, 160)
+    assert 0.0 <= sal.min() and sal.max() <= 1.0 and sal.max() > 0
+    assert stamp_to_ns(saliency[0].header) == T0 + PERIOD
+    assert color[0].encoding == 'bgr8' and (color[0].height, color[0].width) == (120, 160)
+    assert rig.node.set_parameters_atomically(
+        [__import__('rclpy.parameter', fromlist=['Parameter']).Parameter('saliency.enabled', value=False)]
+    ).successful
+    rig.send(messages, T0 + 2 * PERIOD)
+    assert rig.wait_outputs(3)
+    harness.spin_for(0.3)
+    assert len(saliency) == 1                                # disabled by parameter: no more saliency
+
+
+def test_keep_latest_drops_a_burst_but_never_the_newest(harness, tiny_checkpoint, messages):
+    rig = Rig(harness, tiny_checkpoint, **{'qos.input_depth': 100})
+    rig.send(messages, T0)
+    assert rig.wait_outputs(1)                               # warm-up
+    rig.node._engine = SlowEngine(rig.node._engine)
+    burst = [T0 + i * PERIOD for i in range(1, 31)]
+    for stamp in burst:
+        rig.send(messages, stamp)
+    assert harness.spin_until(lambda: rig.depth and _stamps(rig.depth)[-1] == burst[-1], 60)
+    harness.spin_for(0.5)
+    report = rig.node.report()
+    published = _stamps(rig.depth)[1:]
+    assert published == sorted(set(published))              # in order, no repeats
+    # Transport and synchroniser queues may lose some of a burst; every matched frame is published or counted.
+    assert report['frames']['matched'] >= 2
+    assert report['frames']['published'] + report['drops']['keep_latest'] == report['frames']['matched']
+    assert report['drops']['keep_latest'] > 0
+    assert len(published) == report['frames']['published'] - 1
+
+
+def test_compressed_input_and_best_effort_subscription(harness, tiny_checkpoint, messages):
+    rig = Rig(harness, tiny_checkpoint, compressed=True, input_qos='sensor_data',
+              **{'qos.input': 'sensor_data'})
+    for i in range(3):
+        stamp = T0 + i * PERIOD
+        rig.send(messages, stamp, image=messages.compressed_image(stamp))
+        assert rig.wait_outputs(i + 1)
+    assert _stamps(rig.depth) == [T0 + i * PERIOD for i in range(3)]
+
+
+def test_reliable_subscriber_does_not_hear_a_best_effort_publisher(harness, tiny_checkpoint, messages):
+    # ros2.md: a RELIABLE subscription never receives from a BEST_EFFORT publisher; the node's default
+    # (sensor_data, best effort) is what makes it work with camera drivers.
+    from rcdepth_ros.nodes.qos import qos_from_string
+    from sensor_msgs.msg import Image
+    node = harness.add(DepthNode(namespace=harness.namespace, context=harness.context,
+                                 parameter_overrides=node_parameters(tiny_checkpoint)))   # qos.input reliable
+    assert bring_up(node)
+    publisher = harness.publisher(Image, 'image', qos_from_string('sensor_data'))
+    harness.spin_for(1.0)
+    assert publisher.get_subscription_count() == 0
+
+
+@pytest.mark.parametrize('name, value, fragment', [
+    ('slop', 10.0, 'slop'), ('queue_size', 0, 'queue_size'), ('qos.input', 'fastest', 'qos.input'),
+    ('device', 'cuda', 'read-only'), ('debug.color_min', 500.0, 'color_max'), ('radar_topics', [''], 'radar'),
+    ('image_transport', 'theora', 'image_transport')])
+def test_parameter_sets_out_of_range_or_invalid_are_rejected(harness, tiny_checkpoint, name, value, fragment):
+    from rclpy.parameter import Parameter
+    node = harness.add(DepthNode(namespace=harness.namespace, context=harness.context,
+                                 parameter_overrides=node_parameters(tiny_checkpoint)))
+    before = node.get_parameter(name).value
+    result = node.set_parameters([Parameter(name, value=value)])[0]
+    assert not result.successful
+    assert fragment in result.reason or fragment.replace('_', ' ') in result.reason.lower() or \
+        'not within' in result.reason or 'read-only' in result.reason
+    assert node.get_parameter(name).value == before
+
+
+def test_live_parameters_apply_at_once(harness, tiny_checkpoint):
+    from rclpy.parameter import Parameter
+    node = harness.add(DepthNode(namespace=harness.namespace, context=harness.context,
+                                 parameter_overrides=node_parameters(tiny_checkpoint)))
+    assert bring_up(node)
+    result = node.set_parameters_atomically([Parameter('radar.window', value=0.4),
+                                             Parameter('radar.max_sweeps', value=3),
+                                             Parameter('radar.fields.rcs', value='none'),
+                                             Parameter('warn_throttle', value=2.5)])
+    assert result.successful
+    assert node._assembler.radar_cache.window_s == 0.4 and node._assembler.radar_cache.max_sweeps == 3
+    assert node._field_map.rcs == '' and node._throttle.period_s == 2.5
