@@ -6,7 +6,7 @@ import pytest
 from rcdepth_ros.core import geometry
 from rcdepth_ros.errors import ConfigError
 from rcdepth_ros.nodes import params
-from rcdepth_ros.nodes.qos import describe_qos, QOS_NAMES, qos_from_string
+from rcdepth_ros.nodes.qos import describe_qos, qos_from_string, QOS_NAMES
 
 
 def test_every_qos_name_resolves_and_depth_overrides():
@@ -67,8 +67,8 @@ def test_extrinsics_from_parameters(ros_context):
                 node.declare_parameter(spec.name, spec.default, params.descriptor(spec))
         transforms = params.extrinsics_from_parameters(node)
         assert np.allclose(transforms['radar'], T)
-        assert np.allclose(transforms['lidar'][:3, 3], [0, 0, 1]) and np.allclose(transforms['lidar'][:3, :3],
-                                                                                    np.eye(3))
+        assert np.allclose(transforms['lidar'][:3, 3], [0, 0, 1])
+        assert np.allclose(transforms['lidar'][:3, :3], np.eye(3))
     finally:
         node.destroy_node()
     bad = Node('extrinsics_bad', context=ros_context, parameter_overrides=[
