@@ -211,13 +211,21 @@ class CameraRenderer:
             lx, ly = R[0, 0] * px + R[1, 0] * py, R[0, 1] * px + R[1, 1] * py
             vx = R[0, 0] * sweep[0] + R[1, 0] * sweep[1]
             vy = R[0, 1] * sweep[0] + R[1, 1] * sweep[1]
-            inside = np.zeros(lx.shape, dtype=bool)
-            for lam in np.linspace(0.0, 1.0, 6):
-                inside |= (np.abs(lx - lam * vx) <= half[0]) & (np.abs(ly - lam * vy) <= half[1])
+            # In the footprint swept along the sweep vector: the lambdas in [0, 1] that bring the point inside
+            # along x and along y must overlap.
+            low, high = np.zeros(lx.shape, dtype=np.float32), np.ones(lx.shape, dtype=np.float32)
+            for coord, step, size in ((lx, vx, half[0]), (ly, vy, half[1])):
+                if abs(step) < 1e-6:
+                    high = np.where(np.abs(coord) <= size, high, np.float32(-1.0))
+                    continue
+                a, b = (coord - size) / step, (coord + size) / step
+                low = np.maximum(low, np.minimum(a, b))
+                high = np.minimum(high, np.maximum(a, b))
+            inside = low <= high
             # Right under the body the shade is deepest (no sky light either).
             under = (np.abs(lx) <= half[0]) & (np.abs(ly) <= half[1])
             target = shade[b0:b1, c0:c1]
-            darkest = AMBIENT * (0.9 - 0.45 * under)
+            darkest = np.where(under, np.float32(AMBIENT * 0.45), np.float32(AMBIENT * 0.9))
             np.minimum(target, np.where(inside | under, darkest, target), out=target)
 
     def _sky(self, albedo, sky, up, sun):
