@@ -138,3 +138,11 @@ def test_reader_pickles_for_worker_processes():
     before = reader.sample('drive0000/0002')
     clone = pickle.loads(pickle.dumps(reader))
     assert clone.sample('drive0000/0002').image.tobytes() == before.image.tobytes()
+
+
+def test_threaded_and_single_thread_generation_agree():
+    config = SyntheticConfig(**SMALL)
+    a = SyntheticReader(config, threads=True).sample('drive0001/0001')
+    b = SyntheticReader(config, threads=False).sample('drive0001/0001')
+    assert a.image.tobytes() == b.image.tobytes() and a.radar.xyz.tobytes() == b.radar.xyz.tobytes()
+    assert a.lidar_xyz.tobytes() == b.lidar_xyz.tobytes()

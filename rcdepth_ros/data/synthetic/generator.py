@@ -133,9 +133,10 @@ class SceneGenerator:
                                       self._rng(drive_index, frame_index, RADAR))
             return lidar, scan
 
-        pending = self._executor().submit(range_sensors) if self.threads else None
+        pool = self._executor() if self.threads else None
+        pending = pool.submit(range_sensors) if pool is not None else None
         camera = self.camera.render(drive, t, primitives, poses['camera'],
-                                    self._rng(drive_index, frame_index, CAMERA))
+                                    self._rng(drive_index, frame_index, CAMERA), pool)
         lidar, scan = pending.result() if pending is not None else range_sensors()
         extrinsics = {role: rig.T_camera_from(name) for role, name in
                       (('radar', 'radar'), ('lidar', 'lidar'), ('base', 'base_link'))}

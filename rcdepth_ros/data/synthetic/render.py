@@ -62,8 +62,13 @@ class CameraRenderer:
                               np.clip(-grain * sigma, 0, 255).astype(np.uint8))
                       for night, sigma in ((False, 2.5), (True, 7.0))}
 
-    def render(self, drive, t, primitives, T_world_from_camera, frame_rng):
-        """Return the CameraFrame of ``drive`` at time ``t`` seen from ``T_world_from_camera``."""
+    def render(self, drive, t, primitives, T_world_from_camera, frame_rng, pool=None):
+        """
+        Return the CameraFrame of ``drive`` at time ``t`` seen from ``T_world_from_camera``.
+
+        With a thread ``pool`` the ground and the sky are shaded in a worker while this thread shades the
+        objects (their pixels are written last, so the result is the same).
+        """
         h, w = self.grid.shape
         T_cam_from_world = rigid_inverse(T_world_from_camera)
         R_cam_from_world = T_cam_from_world[:3, :3]
@@ -75,11 +80,26 @@ class CameraRenderer:
         albedo = np.zeros((3, h, w), dtype=np.float32)
         light = np.ones((h, w), dtype=np.float32)
         emit = np.zeros((h, w), dtype=np.uint8)
-        # Ground first, over whole rows (contiguous); objects and sky then overwrite their pixels.
-        self._shade_ground(drive, cast.ground_surface, primitives, T_cam_from_world, albedo, light, sun, up)
-        self._shade_objects(cast, primitives, T_cam_from_world, sun, up, albedo, light, emit)
         sky = cast.index == NO_HIT
-        self._sky(albedo, sky, up, sun)
+
+        def background():
+            # The ground over whole rows (contiguous), then the sky; object pixels are overwritten below.
+            self._shade_ground(drive, cast.ground_surface, primitives, T_cam_from_world, albedo, light, sun, up)
+            self._sky(albedo, light, sky, up, sun)
+
+        pending = pool.submit(background) if pool is not None else None
+        if pending is None:
+            background()
+        shading = self._shade_objects(cast, primitives, T_cam_from_world, sun, up)
+        if pending is not None:
+            pending.result()
+        if shading is not None:
+            visible, colors, lit, glow = shading
+            flat_albedo = albedo.reshape(3, -1)
+            for k in range(3):
+                flat_albedo[k][visible] = colors[k]
+            light.ravel()[visible] = lit
+            emit.ravel()[visible] = glow
         depth = cast.t
         dy, dx = (int(v) for v in frame_rng.integers(0, 64, 2))
         noise = tuple(n[dy:dy + h, dx:dx + w] for n in self.noise[look.night])
@@ -88,9 +108,12 @@ class CameraRenderer:
         dense = np.where(sky | (depth > self.config.max_depth), 0.0, depth).astype(np.float32)
         return CameraFrame(image, dense, cast.index, primitives)
 
-    def _shade_objects(self, cast, primitives, T_cam_from_world, sun, up, albedo, light, emit):
+    def _shade_objects(self, cast, primitives, T_cam_from_world, sun, up):
         """
-        Find every visible object pixel's hit point in its primitive's frame, light it, run the shaders.
+        Return ``(pixels, colours (3, N), light (N,), emission (N,))`` of every visible object pixel, or None.
+
+        Each pixel's hit point in its primitive's frame gives its light (the surface normal) and, through its
+        material's shader, its colour.
 
         Pixels are sorted by (material, primitive) with a radix sort on an int16 rank, so per-primitive values
         expand with ``np.repeat`` and each material's pixels form one contiguous run.
@@ -98,7 +121,7 @@ class CameraRenderer:
         index = cast.index.ravel()
         visible = np.flatnonzero(index >= 0)
         if visible.size == 0:
-            return
+            return None
         by_material = sorted(range(len(primitives)), key=lambda i: (MATERIAL_ID[primitives[i].material], i))
         rank = np.empty(len(primitives), dtype=np.int16)
         rank[by_material] = np.arange(len(primitives), dtype=np.int16)
@@ -123,7 +146,7 @@ class CameraRenderer:
         px = t * xu
         py = t * yv
         local = [coef[k] * px + coef[3 + k] * py + coef[6 + k] * t - coef[9 + k] for k in range(3)]
-        light.ravel()[visible] = self._light(shown, counts, R, coef, face, local, sun, up)
+        lit = self._light(shown, counts, R, coef, face, local, sun, up)
         colors = np.array([p.color for p in shown], dtype=np.float32).T
         halves = np.array([p.half for p in shown], dtype=np.float32).T
         params = np.zeros((materials.MAX_PARAMS, len(shown)), dtype=np.float32)
@@ -132,8 +155,8 @@ class CameraRenderer:
         ends = np.cumsum(counts)
         starts = ends - counts
         material = np.array([MATERIAL_ID[p.material] for p in shown])
-        flat_albedo = albedo.reshape(3, -1)
-        flat_emit = emit.ravel()
+        colors_out = np.empty((3, visible.size), dtype=np.float32)
+        glow_out = np.zeros(visible.size, dtype=np.uint8)
         for m, name in enumerate(MATERIALS):
             runs = np.flatnonzero(material == m)
             if runs.size == 0:
@@ -143,11 +166,10 @@ class CameraRenderer:
             surface = materials.Surface(local[0][a:b], local[1][a:b], local[2][a:b], face[a:b], t[a:b],
                                         counts[s0:s1], colors[:, s0:s1], params[:, s0:s1], halves[:, s0:s1])
             color, glow = materials.SHADERS[name](surface, self.textures)
-            pix = visible[a:b]
-            for k in range(3):
-                flat_albedo[k][pix] = color[k]
+            colors_out[:, a:b] = color
             if glow is not None:
-                flat_emit[pix] = glow
+                glow_out[a:b] = glow
+        return visible, colors_out, lit, glow_out
 
     def _light(self, shown, counts, R, coef, face, local, sun, up):
         """Return ambient + Lambert light per visible pixel from its surface normal (camera frame)."""
@@ -228,10 +250,11 @@ class CameraRenderer:
             darkest = np.where(under, np.float32(AMBIENT * 0.45), np.float32(AMBIENT * 0.9))
             np.minimum(target, np.where(inside | under, darkest, target), out=target)
 
-    def _sky(self, albedo, sky, up, sun):
+    def _sky(self, albedo, light, sky, up, sun):
         rows, cols = np.nonzero(sky)
         if rows.size == 0:
             return
+        light[rows, cols] = 1.0
         xu, yv = self.grid.xu[cols], self.grid.yv[rows]
         norm = np.sqrt(xu * xu + yv * yv + 1.0)
         elevation = np.clip((up[0] * xu + up[1] * yv + up[2]) / norm, 0.0, 1.0)
