@@ -121,7 +121,7 @@ def building(sf, tex):
     for c in range(3):
         color[c] = (sf.color[c] * wall + 0.82 * frame_w + GLASS[c] * glass_w + REFLECTION[c] * sheen
                     + (0.3 - 0.01 * c) * roof_w)
-    emit = ((window & (glass_key > 0.75)) | (shop & (glass_key > 0.5))).astype(np.uint8) * np.uint8(WINDOW)
+    emit = ((window & (glass_key > 0.78)) | (shop & (glass_key > 0.5))).astype(np.uint8) * np.uint8(WINDOW)
     return color, emit
 
 
@@ -231,8 +231,10 @@ def head(sf, tex):
 
 
 def foliage(sf, tex):
-    """Tree crown: green with leafy noise."""
-    leaf = 0.7 + 0.45 * tex.sample(tex.fine, sf.x * 3.0 + sf.y * 1.7, sf.z * 3.0, 6.0)
+    """Tree crown: clumps of leaves (smooth noise) with fine leaf grain, greener where the crown is lit."""
+    clumps = tex.sample(tex.medium, sf.x * 1.7 + sf.y * 0.9, sf.z * 1.7 - sf.y * 0.6, 6.0)
+    grain = tex.sample(tex.fine, sf.x * 2.0 + sf.y * 1.3, sf.z * 2.0, 12.0)
+    leaf = 0.75 + 0.3 * clumps + 0.15 * grain
     return sf.color * leaf, None
 
 

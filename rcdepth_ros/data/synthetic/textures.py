@@ -8,6 +8,7 @@ array operations per pixel instead of evaluating a noise function.
 import numpy as np
 
 TILE = 256
+SHIFT = 8                   # log2(TILE)
 HASH_SIZE = 4096
 
 
@@ -34,15 +35,21 @@ class TextureBank:
 
     @staticmethod
     def sample(tile, x, y, scale):
-        """Return ``tile`` at world coordinates ``(x, y)`` with ``scale`` texels per metre (nearest texel)."""
+        """
+        Return ``tile`` at world coordinates ``(x, y)`` with ``scale`` texels per metre (nearest texel).
+
+        Coordinates are truncated rather than floored (one texel's shift for negative ones: noise does not care).
+        """
         size = tile.shape[0]
-        ix = np.floor(np.asarray(x) * np.float32(scale)).astype(np.int32) & (size - 1)
-        iy = np.floor(np.asarray(y) * np.float32(scale)).astype(np.int32) & (size - 1)
-        return np.take(tile.ravel(), iy * size + ix)
+        scale = np.float32(scale)
+        ix = (np.asarray(x) * scale).astype(np.int32) & (size - 1)
+        iy = (np.asarray(y) * scale).astype(np.int32) & (size - 1)
+        return np.take(tile.ravel(), (iy << SHIFT) | ix)
 
     def hashed(self, *keys):
         """Return a value in [0, 1) for integer-valued keys (arrays broadcast), e.g. (building, floor, column)."""
-        h = np.zeros(np.broadcast(*keys).shape, dtype=np.int32)
+        h = None
         for prime, k in zip((73856093, 19349663, 83492791, 2654435), keys):
-            h = h * 31 + np.asarray(k).astype(np.int32) * prime
+            term = np.asarray(k).astype(np.int32) * np.int32(prime)
+            h = term if h is None else h ^ term
         return np.take(self.table, (h >> 7) & (HASH_SIZE - 1))

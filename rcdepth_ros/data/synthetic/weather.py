@@ -21,11 +21,11 @@ FOG_DAY = np.array([0.72, 0.74, 0.76], dtype=np.float32)
 FOG_NIGHT = np.array([0.07, 0.07, 0.08], dtype=np.float32)
 HAZE = np.array([0.78, 0.82, 0.88], dtype=np.float32)
 # Emission colours (may exceed 1 before the glow spreads them): none, tail, head, lamp, window.
-EMISSION = np.array([[0.0, 0.0, 0.0], [1.6, 0.12, 0.06], [2.2, 2.1, 1.8], [3.0, 2.5, 1.6], [0.75, 0.6, 0.36]],
+EMISSION = np.array([[0.0, 0.0, 0.0], [1.6, 0.12, 0.06], [2.2, 2.1, 1.8], [3.0, 2.5, 1.6], [0.6, 0.48, 0.3]],
                     dtype=np.float32)
 NIGHT_AMBIENT = 0.02
 # Light of one low-beam headlight and of one street lamp at 1 m (relative to daylight = 1).
-HEADLIGHT = 35.0
+HEADLIGHT = 28.0
 STREET_LAMP = 20.0
 LIGHT_STRIDE = 4
 
