@@ -162,14 +162,6 @@ class PinholeGrid:
         cols = self.columns[None, c0:c1]
         return (cols >= (left - 1e-4)[:, None]) & (cols <= (right + 1e-4)[:, None])
 
-    def directions(self):
-        """Return the (H, W, 3) float32 ray directions."""
-        h, w = self.shape
-        d = np.ones((h, w, 3), dtype=np.float32)
-        d[..., 0] = self.xu[None, :]
-        d[..., 1] = self.yv[:, None]
-        return d
-
 
 class SphericalGrid:
     """
@@ -285,12 +277,6 @@ class GroundSurface:
     y: np.ndarray
     d: np.ndarray
     code: np.ndarray
-
-
-def primitive_frame(prim, T_grid_from_world):
-    """Return the primitive's axes (3x3, columns) and centre in the grid frame."""
-    T = T_grid_from_world @ prim.T_world
-    return T[:3, :3], T[:3, 3]
 
 
 _BOX_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
@@ -530,8 +516,8 @@ class Caster:
         """
         Cast an oriented box through its faces that face the grid origin.
 
-        Camera: one pass over the box's silhouette; a ray inside it enters the box through the front face with
-        the largest plane parameter (slab method), which also gives the face. Spherical grids: face by face.
+        One pass over the box's silhouette: a ray inside it enters the box through the front face with the
+        largest plane parameter (slab method), which also gives the face. Camera only (spherical grids batch).
         """
         half = prim.half.tolist()
         axes = A.T.tolist()                      # axes[k]: the box's k-th axis in the grid frame
@@ -554,10 +540,6 @@ class Caster:
             faces.append((2 * k + (sign > 0), n, cst, corners, i, j))
         if not faces:
             return
-        if self.grid.spherical:
-            for face, n, cst, corners, i, j in faces:
-                self._cast_face_exact(index, face, np.array(corners), np.array(n), cst, A, c, prim.half, i, j)
-            return
         shape = self.grid.silhouette([f[3] for f in faces])
         if shape is None:
             return
@@ -575,20 +557,6 @@ class Caster:
         # Outside the silhouette, t is pushed beyond any range.
         t += ~inside * _OUTSIDE
         self._update(r0, r1, c0, c1, t, index, face_id)
-
-    def _cast_face_exact(self, index, face, corners, n, cst, A, c, half, i, j):
-        blk = self.grid.block(corners)
-        if blk is None:
-            return
-        r0, r1, c0, c1 = blk
-        nd = self.grid.dot(n, r0, r1, c0, c1)
-        with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
-            t = cst / nd
-            ci = t * self.grid.dot(A[:, i], r0, r1, c0, c1) - float(A[:, i] @ c)
-            cj = t * self.grid.dot(A[:, j], r0, r1, c0, c1) - float(A[:, j] @ c)
-            hit = (nd < 0) & (np.abs(ci) <= half[i]) & (np.abs(cj) <= half[j])
-        t = np.where(hit, t, _FAR)
-        self._update(r0, r1, c0, c1, t, index, face, -nd)
 
     # -- cylinders and spheres ----------------------------------------------------------------------------------
     def _local_rays(self, A, c, half):

@@ -53,10 +53,6 @@ class Road:
         """Return ``d`` of lane ``lane`` (0 next to the centre line) on the right (-1) or left (+1) side."""
         return side * (lane + 0.5) * self.lane_width
 
-    def kerb_offset(self, d):
-        """Return the signed lateral position of the kerb on the side of ``d`` (array or scalar)."""
-        return np.where(np.asarray(d) >= 0, self.half_width_left, -self.half_width_right)
-
     def pose(self, s, d=0.0):
         """Return world ``x, y, heading`` of road coordinates ``(s, d)`` (scalars or arrays)."""
         s = np.asarray(s, dtype=np.float64)

@@ -36,12 +36,6 @@ def rotation_y(angle):
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
-def rotation_x(angle):
-    """Return the 3x3 rotation about x by ``angle`` radians."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
 def rigid_inverse(T):
     """Return the inverse of a 4x4 rigid transform (rotation transposed; no LAPACK call)."""
     R = T[:3, :3]
@@ -108,10 +102,6 @@ class Thing:
     def position_s(self, t):
         """Return the arc length where the thing stands at time ``t``."""
         return self.s + self.speed * t
-
-    def pose(self, road, t):
-        """Return T_world_from_thing at time ``t``."""
-        return road.frame(self.position_s(t), self.d, self.z, self.yaw)
 
 
 @dataclasses.dataclass
