@@ -283,8 +283,6 @@ _BOX_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz i
 # The 12 edges of a box as pairs of corner indices (corners differing in one sign).
 _EDGE_A = np.array([i for bit in (1, 2, 4) for i in range(8) if not i & bit])
 _EDGE_B = _EDGE_A ^ np.repeat([1, 2, 4], 4)
-# Face corners in polygon order.
-_FACE_SIGNS = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
 
 
 class Caster:
