@@ -74,13 +74,29 @@ class TransformBufferExtrinsics:
 
 
 def static_extrinsics_from_buffer(buffer, camera_frame):
-    """Return StaticExtrinsics of every frame the static tree of ``buffer`` connects to ``camera_frame``."""
+    """
+    Return StaticExtrinsics of every frame the static (``/tf_static``) tree of ``buffer`` connects to the camera.
+
+    Only static edges are followed (a dynamic ``/tf`` parent of the camera, the ego motion, is ignored), so this is
+    what a node configured with the mounting transforms as parameters uses.
+    """
+    static = buffer.static_transforms()
+
+    def to_root(frame):
+        T, current = np.eye(4), frame
+        for _ in range(64):
+            if current not in static:
+                return current, T
+            parent, T_parent = static[current]
+            T, current = T_parent @ T, parent
+        raise ProjectionError(f'static transforms: the tree above {frame!r} has a loop')
+
+    camera_root, T_root_from_camera = to_root(camera_frame)
+    T_camera_from_root = geometry.invert_transform(T_root_from_camera)
+    frames = set(static) | {parent for parent, _ in static.values()}
     transforms = {}
-    for child in buffer.static_transforms():
-        if child == camera_frame:
-            continue
-        try:
-            transforms[child] = buffer.lookup(camera_frame, child)
-        except RcdepthError:
-            continue
+    for frame in sorted(frames - {camera_frame}):
+        root, T_root_from_frame = to_root(frame)
+        if root == camera_root:
+            transforms[frame] = T_camera_from_root @ T_root_from_frame
     return StaticExtrinsics(transforms, camera_frame)

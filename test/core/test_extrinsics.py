@@ -45,3 +45,15 @@ def test_buffer_lookups_static_and_through_the_world_frame():
     assert np.allclose(T, geometry.invert_transform(moved) @ radar)
     with pytest.raises(ProjectionError, match='lidar'):
         moving.lookup('cam', 10 ** 9, 'lidar', 0)
+
+
+def test_static_extrinsics_ignore_the_dynamic_parent_and_chain_siblings():
+    buffer = TransformBuffer()
+    base_from_camera, base_from_radar = _pose(1.5, 5.0), _pose(3.0, -7.0)
+    buffer.set_transform('base_link', 'cam', base_from_camera, static=True)
+    buffer.set_transform('base_link', 'radar', base_from_radar, static=True)
+    buffer.set_transform('odom', 'base_link', _pose(10.0), 0, static=False)      # ego motion: not used
+    extrinsics = static_extrinsics_from_buffer(buffer, 'cam')
+    assert extrinsics.frames() == ['base_link', 'radar']
+    assert np.allclose(extrinsics.lookup('cam', 0, 'radar', 0),
+                       geometry.invert_transform(base_from_camera) @ base_from_radar)
