@@ -10,6 +10,7 @@ import collections
 from concurrent.futures import ThreadPoolExecutor
 import dataclasses
 import os
+import weakref
 
 import numpy as np
 
@@ -101,6 +102,8 @@ class SceneGenerator:
         if self._pool is None or self._pool_pid != os.getpid():
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='synthetic-sensors')
             self._pool_pid = os.getpid()
+            # The idle worker thread ends with the generator, not only at interpreter exit.
+            weakref.finalize(self, self._pool.shutdown, wait=False)
         return self._pool
 
     def _rng(self, drive_index, frame_index, sensor):
