@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rcdepth_ros.nodes import eval_node, params
+import yaml
 
 CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'rcdepth.yaml'
 
