@@ -155,7 +155,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     sizes = [parse_size(s) for s in (args.sizes or ('128x256' if args.quick else '448x800,896x1600')).split(',')]
     runs = args.runs or (3 if args.quick else 20)
-    warmup = 1 if args.quick else 3
+    warmup = 1 if args.quick else 2
     names = args.models.split(',') if args.models else list(TIMED_MODELS + COUNT_ONLY_MODELS)
     modes = list(CPU_MODES) + (['cuda_fp16'] if torch.cuda.is_available() else [])
     torch.set_num_threads(args.threads)
