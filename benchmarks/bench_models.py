@@ -26,6 +26,7 @@ teacher) gets parameters and MACs only: one of its forward passes at 896x1600 ta
 import argparse
 import datetime
 import json
+import os
 from pathlib import Path
 import platform
 import statistics
@@ -166,9 +167,12 @@ def main(argv=None):
                            'torch': torch.__version__, 'python': platform.python_version(),
                            'cuda': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
                'batch': 1, 'runs': runs, 'warmup': warmup, 'flush_denormal': True, 'modes': modes, 'models': {}}
+    # other processes on a shared machine inflate the times: record the load the run saw
+    results['load_average_start'] = [round(v, 2) for v in os.getloadavg()]
     for name in names:
         print(f'{name}:', flush=True)
         results['models'][name] = bench_model(name, sizes, modes, runs, warmup, args.threads)
+    results['load_average_end'] = [round(v, 2) for v in os.getloadavg()]
     out = Path(args.out) if args.out else RESULTS / ('bench_models_quick.json' if args.quick else 'bench_models.json')
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + '\n')
