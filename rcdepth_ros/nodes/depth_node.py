@@ -165,7 +165,22 @@ class DepthNode(LifecycleNode):
         if values['num_threads'] > 0:
             torch.set_num_threads(int(values['num_threads']))
         half = {'auto': 'auto', 'true': True, 'false': False}[str(values['half']).lower()]
-        return InferenceEngine(model_path, device=values['device'], half=half)
+        engine = InferenceEngine(model_path, device=values['device'], half=half)
+        if values['warmup']:
+            self._warm_up(engine)
+        return engine
+
+    def _warm_up(self, engine):
+        """Run one frame with and without saliency: kernels and allocators are set up before real frames."""
+        import numpy as np
+        from rcdepth_ros.core.sensor_types import RadarPoints
+        height, width = engine.input_cfg.height, engine.input_cfg.width
+        K = np.array([[float(width), 0.0, width / 2.0], [0.0, float(width), height / 2.0], [0.0, 0.0, 1.0]])
+        radar = RadarPoints(np.array([[0.0, 0.0, 10.0]], np.float32))
+        start = time.perf_counter()
+        for saliency in (True, False):
+            engine.infer(np.zeros((height, width, 3), np.uint8), radar, K, saliency=saliency)
+        self.get_logger().info(f'warm-up: {(time.perf_counter() - start) * 1e3:.0f} ms')
 
     def _create_publishers(self, values):
         from diagnostic_msgs.msg import DiagnosticArray
@@ -191,7 +206,10 @@ class DepthNode(LifecycleNode):
         self._slot = LatestSlot()
         self._worker = threading.Thread(target=self._work, name='rcdepth_worker', daemon=True)
         self._worker.start()
-        self._timer = self.create_timer(float(self._values['diagnostics.period']), self._publish_diagnostics)
+        # Diagnostics report the node's health in real time: a steady clock, so they go on when /clock stops.
+        from rclpy.clock import Clock, ClockType
+        self._timer = self.create_timer(float(self._values['diagnostics.period']), self._publish_diagnostics,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
         return super().on_activate(state)
 
     def _subscribe(self, values):

@@ -52,6 +52,8 @@ SPECS = (
               'back to the CPU with a warning', read_only=True),
     ParamSpec('half', 'auto', 'fp16 inference: auto (on CUDA), true or false (fp16 is never used on the CPU)',
               read_only=True, choices=('auto', 'true', 'false')),
+    ParamSpec('warmup', True, 'run the model once (with saliency) at configure, so the first frame is not slow',
+              read_only=True),
     ParamSpec('num_threads', 0, "torch CPU threads; 0 keeps torch's default", range=(0, 256), read_only=True),
     # Inputs (applied at the next activation).
     ParamSpec('image_transport', 'raw', "raw: sensor_msgs/Image on 'image'; compressed: CompressedImage on "

@@ -12,7 +12,7 @@ def node_parameters(checkpoint, **extra):
     from rcdepth_ros.nodes.params import extrinsics_overrides
     from rclpy.parameter import Parameter
     values = {'model_path': str(checkpoint), 'device': 'cpu', 'qos.input': 'reliable', 'qos.input_depth': 10,
-              'diagnostics.period': 0.2, 'warn_throttle': 0.0}
+              'diagnostics.period': 0.2, 'warn_throttle': 0.0, 'warmup': False}
     values.update(extrinsics_overrides(FrameMessageFactory.extrinsics(), CAMERA_FRAME))
     values.update(extra)
     return [Parameter(name, value=value) for name, value in values.items()]
