@@ -3,7 +3,9 @@ Forward latency of the XD-RCDepth student, the LiRCDepth baseline and the teache
 
 Run from the repository root: ``.venv/bin/python benchmarks/bench_models.py`` (several minutes; run it on a quiet
 machine). Batch 1, ``torch.set_num_threads(--threads)`` (default 2), median (and p90) of ``--runs`` forward passes
-(default 20) after warm-up, for each model and input size (default 448x800 and 896x1600) in each mode:
+(default 20) after warm-up, for each model and input size (default 448x800 and 896x1600) in each mode (the modes
+of one size interleaved run by run, so load from other processes affects them alike; the load average is
+recorded):
 
 - ``eager_nchw``: fp32, contiguous (NCHW) tensors, ``torch.inference_mode``;
 - ``channels_last``: fp32, model and inputs in channels_last;
@@ -102,26 +104,39 @@ def onnx_forward(model, height, width, threads, folder):
 
 
 def bench_model(name, sizes, modes, runs, warmup, threads):
-    """Return the JSON record of one model: parameters, MACs per size and latency per size and mode."""
+    """
+    Return the JSON record of one model: parameters, MACs per size and latency per size and mode.
+
+    The modes of one size are timed interleaved (round r runs every mode once), so a load change on a shared
+    machine hits all modes alike and their comparison stays fair.
+    """
     model = load(name)
     record = {'config': f'config/models/{name}.yaml', 'parameters': count_parameters(model)['total'],
               'sizes': {}}
+    timed = [] if name in COUNT_ONLY_MODELS else modes
     for height, width in sizes:
         image, radar = example_inputs(model.input_cfg, height, width)
         macs, _ = count_macs(model, image, radar)
         entry = {'gmac': round(macs / 1e9, 3), 'latency': {}}
-        for mode in modes if name not in COUNT_ONLY_MODELS else ():
-            if mode == 'onnxruntime':
-                with tempfile.TemporaryDirectory() as folder:
-                    fn = onnx_forward(model, height, width, threads, folder)
-                    times = measure_latency(fn, runs=runs, warmup=warmup)
-            else:
-                sync = torch.cuda.synchronize if torch.cuda.is_available() and mode in ('cuda_fp16', 'engine') \
-                    else None
-                fn = torch_forward(load(name), image, radar, mode)
-                times = measure_latency(fn, runs=runs, warmup=warmup, synchronize=sync)
-            entry['latency'][mode] = summary(times)
-            print(f'  {name} {height}x{width} {mode}: {entry["latency"][mode]["median_ms"]:.1f} ms', flush=True)
+        with tempfile.TemporaryDirectory() as folder:
+            calls = {}
+            for mode in timed:
+                if mode == 'onnxruntime':
+                    calls[mode] = (onnx_forward(model, height, width, threads, folder), None)
+                else:
+                    sync = torch.cuda.synchronize if torch.cuda.is_available() and mode in ('cuda_fp16', 'engine') \
+                        else None
+                    calls[mode] = (torch_forward(load(name), image, radar, mode), sync)
+            times = {mode: [] for mode in calls}
+            for mode, (fn, sync) in calls.items():
+                measure_latency(fn, runs=0, warmup=warmup, synchronize=sync)
+            for _ in range(runs):
+                for mode, (fn, sync) in calls.items():
+                    times[mode] += measure_latency(fn, runs=1, warmup=0, synchronize=sync)
+            for mode in calls:
+                entry['latency'][mode] = summary(times[mode])
+                print(f'  {name} {height}x{width} {mode}: {entry["latency"][mode]["median_ms"]:.1f} ms', flush=True)
+            del calls
         record['sizes'][f'{height}x{width}'] = entry
     return record
 
