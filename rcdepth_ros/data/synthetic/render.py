@@ -20,6 +20,8 @@ from rcdepth_ros.data.synthetic.raycast import Caster, NO_HIT, PinholeGrid
 from rcdepth_ros.data.synthetic.scene import BOX, CYLINDER, rigid_inverse, VEHICLE
 from rcdepth_ros.data.synthetic.weather import compose
 
+# Vehicles farther than this (metres ahead of the camera) cast no drawn shadow.
+SHADOW_RANGE = 70.0
 # Parts smaller than this many pixels (largest extent) are not drawn.
 MIN_PIXELS = 2.5
 AMBIENT = 0.5
@@ -220,6 +222,9 @@ class CameraRenderer:
         away = -sun[:2] / max(math.hypot(sun[0], sun[1]), 1e-6)
         r0 = surface.r0
         for T, half, height in _vehicle_footprints(primitives).values():
+            ahead = T_cam_from_world[2, :3] @ T[:3, 3] + T_cam_from_world[2, 3]
+            if not -10.0 < ahead < SHADOW_RANGE:
+                continue            # behind the camera, or so far that the shadow is a few pixels of dark road
             sweep = away * height * reach
             corners = np.array([[sx * half[0], sy * half[1], 0.0] for sx in (-1, 1) for sy in (-1, 1)])
             corners = corners @ T[:3, :3].T + T[:3, 3]
