@@ -214,8 +214,8 @@ def run(args):
         rclpy = result.pop('rclpy')
         result['model'] = model
         print('[5/5] stopping the nodes ...', flush=True)
-        for process in reversed(processes):        # the evaluator first: it writes metrics.json on SIGINT
-            process.stop()
+        # The evaluator first: it writes metrics.json on SIGINT.
+        result['exit_status'] = {p.name: p.stop() for p in reversed(processes)}
         return _report(args, out, result, model, rate, started, summary_bag)
     finally:
         for process in processes:
@@ -356,12 +356,14 @@ def _report(args, out, result, model, rate, started, bag_summary):
         'capacity_fps': 1000.0 / _float(diag, 'latency_ms.processing.p50')
         if _float(diag, 'latency_ms.processing.p50') else None,
         'wall_s': time.monotonic() - started,
+        'exit_status': result['exit_status'],
         'files': {'metrics': str(metrics_path), 'contact_sheet': str(sheet_path), 'bag': str(bag_summary.path),
                   'logs': str(out / 'logs')},
     }
     (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
     print(format_summary(summary), flush=True)
-    complete = summary['frames_in'] > 0 and summary['frames_evaluated'] == summary['frames_in']
+    complete = summary['frames_in'] > 0 and summary['frames_evaluated'] == summary['frames_in'] and \
+        not any(result['exit_status'].values())
     return 0 if complete else 1
 
 

@@ -53,6 +53,7 @@ def test_demo_writes_metrics_sheet_and_summary(tmp_path, checkpoint):
     summary = json.loads((out / 'summary.json').read_text())
     assert summary['frames_in'] == summary['frames_out'] == summary['frames_evaluated'] == 3
     assert summary['latency_ms']['end_to_end_p50'] > 0 and summary['mae_mm_80m'] > 0
+    assert summary['exit_status'] == {'rcdepth_eval_node': 0, 'rcdepth_node': 0}      # clean SIGINT shutdowns
     metrics = json.loads((out / 'metrics.json').read_text())
     assert metrics['frames'] == 3 and len(metrics['per_frame']) == 3
     assert metrics['caps']['80']['mae'] == pytest.approx(summary['mae_mm_80m'])

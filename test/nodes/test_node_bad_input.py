@@ -73,9 +73,13 @@ def test_bad_input_is_counted_and_the_node_goes_on(harness, tiny_checkpoint, mes
     assert problems()['time_jump'] == 1
     assert published()[-2:] == [restart, restart + PERIOD]
 
+    # 9. a publish that raises (as a RELIABLE publish can when a subscriber falls behind) is caught and counted
+    assert node.report()['errors'] == {'inference_error': 0, 'publish_error': 0}
+    assert not node._send('depth/image', lambda: 'not an Image message')
+    assert node.report()['errors'] == {'inference_error': 0, 'publish_error': 1}
+
     # The node is alive, diagnostics name every kind, and the level says something was dropped.
     assert node._worker.is_alive()
-    assert node.report()['errors'] == {'inference_error': 0, 'publish_error': 0}
     assert harness.spin_until(lambda: rig.diagnostics and
                               status_values(rig.diagnostics[-1]).get('drops.time_jump') == '1', 5)
     values = status_values(rig.diagnostics[-1])
