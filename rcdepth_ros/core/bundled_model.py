@@ -12,7 +12,7 @@ from pathlib import Path
 from rcdepth_ros.errors import CheckpointError
 from rcdepth_ros.paths import weights_directory
 
-HOW_TO_MAKE = 'make demo-model (trains the synthetic-scene student into weights/)'
+HOW_TO_MAKE = '`make demo-model` (trains the synthetic-scene student and writes it to weights/)'
 
 
 def _is_checkpoint(json_path):
@@ -36,7 +36,7 @@ def bundled_model_path(directory=None):
         if directory.is_dir() else []
     if not candidates:
         raise CheckpointError(f'no bundled model: {directory} holds no checkpoint (a .safetensors file with its '
-                              f'.json); make it with `{HOW_TO_MAKE}` or pass a checkpoint (model_path / --model)')
+                              f'.json); make it with {HOW_TO_MAKE}, or pass a checkpoint (model_path / --model)')
     if len(candidates) > 1:
         demo = [p for p in candidates if 'demo' in p.name]
         if len(demo) == 1:
