@@ -1,0 +1,32 @@
+"""The bundled model is found by looking in weights/: one checkpoint, or the one named demo, else a clear error."""
+
+import json
+
+import pytest
+
+from rcdepth_ros.core.bundled_model import bundled_model_path, resolve_model_path
+from rcdepth_ros.errors import CheckpointError
+
+
+def _checkpoint(folder, name):
+    (folder / f'{name}.safetensors').write_bytes(b'weights')
+    (folder / f'{name}.json').write_text(json.dumps({'format': 'rcdepth-checkpoint', 'version': 1}))
+
+
+def test_one_checkpoint_or_the_demo_one(tmp_path):
+    (tmp_path / 'notes.json').write_text('{"format": "other"}')       # not a checkpoint
+    with pytest.raises(CheckpointError, match='no bundled model.*make demo-model'):
+        bundled_model_path(tmp_path)
+    _checkpoint(tmp_path, 'student_synthetic')
+    assert bundled_model_path(tmp_path) == tmp_path / 'student_synthetic.safetensors'
+    _checkpoint(tmp_path, 'teacher')
+    with pytest.raises(CheckpointError, match='several checkpoints.*student_synthetic.safetensors'):
+        bundled_model_path(tmp_path)
+    _checkpoint(tmp_path, 'demo_student')
+    assert bundled_model_path(tmp_path).name == 'demo_student.safetensors'
+    with pytest.raises(CheckpointError):
+        bundled_model_path(tmp_path / 'absent')
+
+
+def test_explicit_path_wins(tmp_path):
+    assert resolve_model_path(str(tmp_path / 'm.safetensors')) == tmp_path / 'm.safetensors'
