@@ -92,7 +92,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     adam_eps: float = 1e-6
     grad_clip: float = 1.0
-    amp: str = 'auto'
+    amp: typing.Union[bool, str] = 'auto'
     device: str = 'auto'
     threads: int = 0
     channels_last: bool = True
@@ -119,6 +119,8 @@ class TrainConfig:
         _need(self.poly_power > 0, 'train.poly_power', 'must be > 0')
         _need(self.weight_decay >= 0 and self.adam_eps > 0, 'train', 'need weight_decay >= 0 and adam_eps > 0')
         _need(self.grad_clip >= 0, 'train.grad_clip', 'must be >= 0 (0: off)')
+        if isinstance(self.amp, bool):       # YAML reads a bare off / on as a boolean
+            self.amp = 'auto' if self.amp else 'off'
         _need(self.amp in ('auto', 'off', 'fp16', 'bf16'), 'train.amp',
               f"must be 'auto', 'off', 'fp16' or 'bf16', got {self.amp!r}")
         _need(self.threads >= 0, 'train.threads', 'must be >= 0 (0: torch default)')
@@ -336,9 +338,11 @@ class ExperimentConfig:
 
     def to_dict(self):
         """Return the plain data of the resolved configuration (what ``config.yaml`` of a run holds)."""
-        return {'name': self.name, 'input': to_dict(self.input), 'model': to_dict(self.model),
-                'data': to_dict(self.data), 'train': to_dict(self.train), 'loss': to_dict(self.loss),
-                'distill': to_dict(self.distill)}
+        data = to_dict(self.data)
+        if data.get('augment'):
+            data['augment'].pop('seed', None)      # follows train.seed (see the module docstring)
+        return {'name': self.name, 'input': to_dict(self.input), 'model': to_dict(self.model), 'data': data,
+                'train': to_dict(self.train), 'loss': to_dict(self.loss), 'distill': to_dict(self.distill)}
 
 
 def merge(base, override):

@@ -12,6 +12,7 @@ Exit status: 0 when the run is complete, 2 on a configuration, data or training 
 
 import argparse
 import json
+import os
 from pathlib import Path
 import sys
 
@@ -50,7 +51,7 @@ def main(argv=None):
     except RcdepthError as exc:
         print(f'training.train: error: {exc}', file=sys.stderr)
         return 2
-    if summary is not None:
+    if summary is not None and int(os.environ.get('RANK', '0')) == 0:
         print(json.dumps({k: summary[k] for k in ('run_dir', 'steps', 'train_seconds', 'best', 'final_checkpoint',
                                                   'replicas_agree')}, indent=2))
     return 0

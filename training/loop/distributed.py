@@ -79,10 +79,24 @@ def shutdown(info):
             dist.destroy_process_group()
 
 
-def state_digest(module):
-    """Return the SHA-256 of a module's state dict (names, dtypes, shapes and bytes), to compare replicas."""
+def broadcast_buffers(info, module):
+    """
+    Copy rank 0's buffers (batch-norm statistics) to every rank.
+
+    DDP synchronises buffers at the start of each forward pass, so after the last step each rank still holds the
+    statistics of its own last batch; this makes the replicas whole copies of rank 0's model.
+    """
+    if info.enabled:
+        import torch.distributed as dist
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
+def state_digest(module, buffers=True):
+    """Return the SHA-256 of a module's parameters (and buffers): names, dtypes, shapes and bytes."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
+    items = module.state_dict().items() if buffers else module.named_parameters()
+    for name, tensor in sorted(items):
         t = tensor.detach().to('cpu').contiguous().reshape(-1)
         digest.update(f'{name}:{t.dtype}:{tuple(t.shape)}'.encode())
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b'')

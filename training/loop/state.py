@@ -14,6 +14,7 @@ containers, no arbitrary unpickling (numpy's RNG key is stored as a tensor for t
 
 import os
 from pathlib import Path
+import pickle
 import random
 
 import numpy as np
@@ -84,7 +85,7 @@ def load_state(path):
         raise CheckpointError(f'{path}: resume state not found')
     try:
         state = torch.load(str(path), map_location='cpu', weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, TypeError) as exc:
+    except (OSError, RuntimeError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as exc:
         raise CheckpointError(f'{path}: unreadable resume state ({type(exc).__name__}: {exc})') from exc
     if not isinstance(state, dict) or state.get('version') != STATE_VERSION:
         found = state.get('version') if isinstance(state, dict) else type(state).__name__

@@ -342,6 +342,9 @@ class Trainer:
             self._save_state()
 
     def _finish(self):
+        parameter_digests = distributed.gather_objects(
+            self.dist, distributed.state_digest(self.objective.student, buffers=False))
+        distributed.broadcast_buffers(self.dist, self.objective.student)
         digests = distributed.gather_objects(self.dist, distributed.state_digest(self.objective.student))
         summary = None
         if self.main:
@@ -353,7 +356,8 @@ class Trainer:
                        'autocast': str(self.autocast_dtype).replace('torch.', '') if self.autocast_dtype else None,
                        'best': self.progress['best'], 'validation': self.progress['val'],
                        'final_checkpoint': str(final), 'replica_digests': digests,
-                       'replicas_agree': len(set(digests)) == 1}
+                       'replica_parameter_digests': parameter_digests,
+                       'replicas_agree': len(set(digests)) == 1 and len(set(parameter_digests)) == 1}
             tmp = self.run_dir / '.summary.json.tmp'
             tmp.write_text(json.dumps(summary, indent=2) + '\n')
             tmp.replace(self.run_dir / 'summary.json')
