@@ -5,7 +5,7 @@ Run from the repository root: ``.venv/bin/python benchmarks/bench_models.py`` (s
 machine). Batch 1, ``torch.set_num_threads(--threads)`` (default 2), median (and p90) of ``--runs`` forward passes
 (default 20) after warm-up, for each model and input size (default 448x800 and 896x1600) in each mode (the modes
 of one size interleaved run by run, so load from other processes affects them alike; the load average is
-recorded):
+recorded; ``--wait-quiet LOAD`` waits for a quiet machine before each model and size):
 
 - ``eager_nchw``: fp32, contiguous (NCHW) tensors, ``torch.inference_mode``;
 - ``channels_last``: fp32, model and inputs in channels_last;
@@ -34,6 +34,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import time
 
 from rcdepth_ros.core.engine import InferenceEngine
 from rcdepth_ros.models import build_model, load_model_config
@@ -103,7 +104,15 @@ def onnx_forward(model, height, width, threads, folder):
     return lambda: session.run(None, feeds)
 
 
-def bench_model(name, sizes, modes, runs, warmup, threads):
+def wait_until_quiet(threshold, max_wait_s, poll_s=10.0):
+    """Sleep until the 1-minute load average is below ``threshold`` (at most ``max_wait_s``); return the load."""
+    deadline = time.monotonic() + max_wait_s
+    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        time.sleep(poll_s)
+    return round(os.getloadavg()[0], 2)
+
+
+def bench_model(name, sizes, modes, runs, warmup, threads, quiet=None):
     """
     Return the JSON record of one model: parameters, MACs per size and latency per size and mode.
 
@@ -118,6 +127,8 @@ def bench_model(name, sizes, modes, runs, warmup, threads):
         image, radar = example_inputs(model.input_cfg, height, width)
         macs, _ = count_macs(model, image, radar)
         entry = {'gmac': round(macs / 1e9, 3), 'latency': {}}
+        if timed and quiet:
+            entry['load_average_before'] = wait_until_quiet(*quiet)
         with tempfile.TemporaryDirectory() as folder:
             calls = {}
             for mode in timed:
@@ -137,6 +148,8 @@ def bench_model(name, sizes, modes, runs, warmup, threads):
                 entry['latency'][mode] = summary(times[mode])
                 print(f'  {name} {height}x{width} {mode}: {entry["latency"][mode]["median_ms"]:.1f} ms', flush=True)
             del calls
+        if timed:
+            entry['load_average_after'] = round(os.getloadavg()[0], 2)
         record['sizes'][f'{height}x{width}'] = entry
     return record
 
@@ -167,6 +180,9 @@ def main(argv=None):
     parser.add_argument('--models', default=None, help=f'comma-separated subset of {TIMED_MODELS + COUNT_ONLY_MODELS}')
     parser.add_argument('--runs', type=int, default=None, help='timed runs per mode (default 20, quick 3)')
     parser.add_argument('--threads', type=int, default=2, help='torch / onnxruntime intra-op threads')
+    parser.add_argument('--wait-quiet', type=float, default=None, metavar='LOAD',
+                        help='before each model / size, wait (up to --max-wait s) for a 1-minute load below LOAD')
+    parser.add_argument('--max-wait', type=float, default=1800.0, help='longest wait for --wait-quiet, seconds')
     parser.add_argument('--out', default=None, help='JSON output (default benchmarks/results/bench_models.json)')
     args = parser.parse_args(argv)
     sizes = [parse_size(s) for s in (args.sizes or ('128x256' if args.quick else '448x800,896x1600')).split(',')]
@@ -186,7 +202,8 @@ def main(argv=None):
     results['load_average_start'] = [round(v, 2) for v in os.getloadavg()]
     for name in names:
         print(f'{name}:', flush=True)
-        results['models'][name] = bench_model(name, sizes, modes, runs, warmup, args.threads)
+        quiet = (args.wait_quiet, args.max_wait) if args.wait_quiet else None
+        results['models'][name] = bench_model(name, sizes, modes, runs, warmup, args.threads, quiet)
     results['load_average_end'] = [round(v, 2) for v in os.getloadavg()]
     out = Path(args.out) if args.out else RESULTS / ('bench_models_quick.json' if args.quick else 'bench_models.json')
     out.parent.mkdir(parents=True, exist_ok=True)
