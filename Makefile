@@ -18,7 +18,7 @@ export FASTRTPS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_shm.xml
 export RCDEPTH_DATA ?= $(abspath $(CURDIR)/../shared/data)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv test demo lint bench clean
+.PHONY: venv test demo lint bench clean bench-distill demo-model
 
 venv: $(STAMP)
 
@@ -37,6 +37,20 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m rcdepth_ros.cli demo --out out/demo
+
+# The Astyx distillation table (training/tables/distill_astyx.yaml): trains every run (resumable, complete runs
+# skipped), evaluates each at the original resolution, writes benchmarks/results/distill_astyx.{json,md}.
+bench-distill: $(STAMP)
+	$(PY) -m training.run_table --jobs 2 --threads 1
+
+# The bundled demo model: the synthetic-scene student (one torch thread: the same bytes on any core count),
+# stored in float16 under weights/.
+DEMO_RUN := runs/synthetic/student
+demo-model: $(STAMP)
+	$(PY) -m training.train --config training/configs/synthetic_student.yaml --out $(DEMO_RUN) train.threads=1
+	mkdir -p weights
+	cp $(DEMO_RUN)/checkpoints/final.safetensors weights/xdrcdepth_demo_synthetic.safetensors
+	cp $(DEMO_RUN)/checkpoints/final.json weights/xdrcdepth_demo_synthetic.json
 
 clean:
 	rm -rf out build install log .pytest_cache

@@ -91,16 +91,19 @@ def evaluate_model(model, source, root=None, split=None, frames=None, reader_opt
     """
     from rcdepth_ros.core.engine import InferenceEngine
     from rcdepth_ros.data.registry import open_reader
+    from rcdepth_ros.models.checkpoint import load_checkpoint
     reader = open_reader(source, root, split=split, frames=frames, **dict(reader_options or {}))
-    engine = InferenceEngine(model, device=device, half=half)
+    checkpoint = None if isinstance(model, (tuple, list)) else str(model)
+    net, input_cfg, model_cfg = model if checkpoint is None else load_checkpoint(checkpoint)[:3]
+    # counted before the engine folds batch norm into the convolutions (the model as trained and shipped)
+    parameters = int(sum(p.numel() for p in net.parameters()))
+    engine = InferenceEngine((net, input_cfg, model_cfg), device=device, half=half)
     result, info = evaluate_reader(engine, reader, caps, batch_size, on_error, keep_frames, progress)
     return {
         'metrics': result.to_dict(include_frames=keep_frames),
         'evaluation': dict(info, source=source, root=None if root is None else str(root), split=split,
                            frames_selected=frames, device=str(engine.device), half=engine.half,
                            caps=[float(c) for c in caps], resolution='original'),
-        'model': {'checkpoint': None if isinstance(model, (tuple, list)) else str(model),
-                  'architecture': engine.model_cfg.architecture,
-                  'parameters': int(sum(p.numel() for p in engine.model.parameters())),
-                  'input': [engine.input_cfg.height, engine.input_cfg.width]},
+        'model': {'checkpoint': checkpoint, 'architecture': model_cfg.architecture, 'parameters': parameters,
+                  'input': [input_cfg.height, input_cfg.width]},
     }

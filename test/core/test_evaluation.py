@@ -1,0 +1,135 @@
+"""The one evaluation routine: engine + reader + metrics at the original resolution, field of view, rcdepth eval."""
+
+import json
+
+import numpy as np
+import pytest
+from rcdepth_ros.cli import main as cli_main
+from rcdepth_ros.config import InputConfig
+from rcdepth_ros.core.engine import InferenceEngine
+from rcdepth_ros.core.evaluation import evaluate_model, evaluate_reader, output_coverage
+from rcdepth_ros.core.geometry import ImageTransform
+from rcdepth_ros.data.synthetic import SyntheticConfig, SyntheticReader
+from rcdepth_ros.models import save_checkpoint
+from rcdepth_ros.models.config import ModelConfig
+import torch
+from torch import nn
+
+SYNTHETIC = {'num_drives': 1, 'frames_per_drive': 3, 'height': 96, 'width': 192}
+
+
+class ConstantDepth(nn.Module):
+    """Predicts ``value`` metres everywhere (a 1x1 conv with zero weights): its metrics are known by hand."""
+
+    saliency_layers = ('features',)
+
+    def __init__(self, value):
+        super().__init__()
+        self.features = nn.Conv2d(3, 1, 1)
+        nn.init.zeros_(self.features.weight)
+        nn.init.constant_(self.features.bias, float(value))
+
+    def forward(self, image, radar, return_features=False):
+        return {'depth': self.features(image)}
+
+
+def _engine(value, height=64, width=128):
+    input_cfg = InputConfig(height=height, width=width)
+    return InferenceEngine((ConstantDepth(value), input_cfg, ModelConfig()), device='cpu')
+
+
+def test_output_coverage_is_the_kept_rows():
+    # 96x192 scaled to 128 wide is 64 rows; the bottom 32 are kept: original rows from about 48 down
+    transform = ImageTransform.fit_width(96, 192, 32, 128, crop='bottom')
+    mask = output_coverage(transform)
+    assert mask.shape == (96, 192)
+    rows = np.nonzero(mask.all(axis=1))[0]
+    assert rows[-1] == 95 and 48 <= rows[0] <= 50 and np.all(np.diff(rows) == 1)
+    assert not mask[:48].any()
+    full = output_coverage(ImageTransform.fit_width(96, 192, 64, 128, crop='bottom'))
+    assert full.all()
+
+
+@pytest.mark.parametrize('height', [64, 32])
+def test_constant_model_metrics_by_hand(height):
+    reader = SyntheticReader(SyntheticConfig(**SYNTHETIC), radar_image=False)
+    engine = _engine(20.0, height=height)
+    result, info = evaluate_reader(engine, reader, caps=(50.0, 80.0), batch_size=2)
+    assert info['frames'] == 3 and result.frames == 3 and not info['skipped']
+    transform = ImageTransform.fit_width(96, 192, height, 128, crop='bottom')
+    covered = output_coverage(transform)
+    for cap in (50.0, 80.0):
+        maes = []
+        for sample in reader:
+            gt = sample.depth_gt
+            valid = (gt > 1e-3) & (gt < cap) & covered
+            maes.append(np.mean(np.abs(min(20.0, cap) - gt[valid])) * 1000.0)   # mm, per image
+        assert result.caps[str(int(cap))]['mae'] == pytest.approx(np.mean(maes), rel=1e-5)
+
+
+def test_batch_size_does_not_change_the_numbers(tiny_student):
+    reader = SyntheticReader(SyntheticConfig(**SYNTHETIC), radar_image=False)
+    engine = InferenceEngine(tiny_student, device='cpu')
+    one, _ = evaluate_reader(engine, reader, batch_size=1, keep_frames=True)
+    three, _ = evaluate_reader(engine, reader, batch_size=3)
+    for key in one.caps:
+        for name, value in one.caps[key].items():
+            assert three.caps[key][name] == pytest.approx(value, rel=1e-4), (key, name)
+    assert [f.frame_id for f in one.frame_list] == reader.frame_ids
+
+
+def _checkpoint(tmp_path, tiny_student):
+    model, input_cfg, model_cfg = tiny_student
+    return str(save_checkpoint(tmp_path / 'tiny', model, input_cfg, model_cfg))
+
+
+def test_evaluate_model_record(tmp_path, tiny_student):
+    record = evaluate_model(_checkpoint(tmp_path, tiny_student), 'synthetic', split='val', frames='0-1',
+                            reader_options={'config': SYNTHETIC}, device='cpu', keep_frames=True)
+    assert record['metrics']['frames'] == 2 and len(record['metrics']['per_frame']) == 2
+    assert record['evaluation']['source'] == 'synthetic' and record['evaluation']['resolution'] == 'original'
+    assert record['model']['architecture'] == 'student' and record['model']['input'] == [64, 128]
+    assert record['model']['parameters'] == sum(p.numel() for p in tiny_student[0].parameters())
+
+
+def test_rcdepth_eval_command(tmp_path, tiny_student, capsys):
+    checkpoint = _checkpoint(tmp_path, tiny_student)
+    options = json.dumps({'config': SYNTHETIC})
+    status = cli_main(['eval', '--dataset', 'synthetic', '--split', 'val', '--frames', '0-2', '--model', checkpoint,
+                       '--options', options, '--out', str(tmp_path / 'eval'), '--device', 'cpu'])
+    assert status == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed['frames'] == 3 and set(printed['caps']) == {'50', '70', '80'}
+    assert json.loads((tmp_path / 'eval' / 'metrics.json').read_text()) == printed
+    full = json.loads((tmp_path / 'eval' / 'evaluation.json').read_text())
+    assert full['metrics'] == printed and full['evaluation']['frames_selected'] == '0-2'
+    assert cli_main(['eval', '--dataset', 'kitti', '--model', checkpoint]) == 2
+    assert 'unknown data source' in capsys.readouterr().err
+    assert cli_main(['eval', '--dataset', 'synthetic', '--model', checkpoint, '--caps', 'fifty']) == 2
+    assert cli_main(['eval', '--dataset', 'synthetic', '--model', str(tmp_path / 'none')]) == 2
+    assert 'not found' in capsys.readouterr().err
+
+
+def test_astyx_frames_at_original_resolution(astyx_root, tmp_path, tiny_student):
+    record = evaluate_model(_checkpoint(tmp_path, tiny_student), 'astyx', root=astyx_root, frames='350-351',
+                            device='cpu', keep_frames=True)
+    assert record['metrics']['frames'] == 2
+    frames = record['metrics']['per_frame']
+    assert [f['frame_id'] for f in frames] == ['000350', '000351']
+    assert all(f['valid_pixels']['80'] > 100 for f in frames)        # lidar points inside the field of view
+
+
+def test_fp16_storage_halves_the_file_and_loads_into_float32(tmp_path, tiny_student):
+    from rcdepth_ros.errors import CheckpointError
+    from rcdepth_ros.models import load_checkpoint
+    model, input_cfg, model_cfg = tiny_student
+    full = save_checkpoint(tmp_path / 'full', model, input_cfg, model_cfg)
+    half = save_checkpoint(tmp_path / 'half', model, input_cfg, model_cfg, dtype='float16')
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, _, _, meta = load_checkpoint(half)
+    assert meta['storage_dtype'] == 'float16'
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert b.dtype == a.dtype, name                                  # float32 model, int64 counters kept
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4), name
+    with pytest.raises(CheckpointError, match='storage dtype'):
+        save_checkpoint(tmp_path / 'bad', model, input_cfg, model_cfg, dtype='int8')
