@@ -239,8 +239,8 @@ def markdown(result):
                          f'{s["relative_change_percent"]:+.2f} % |')
         lines.append(f'\nPaper: {seeds["paper_relative_change_percent"]:+.2f} % MAE from the two KD terms.')
     for dataset, gain in result['summary'].get('fusion_gain', {}).items():
-        lines.append(f'\nFusion gain ({dataset}, MAE@80): camera only {gain["camera_mae80_mm"]:.0f} mm, camera + radar '
-                     f'{gain["fusion_mae80_mm"]:.0f} mm ({gain["relative_change_percent"]:+.2f} %).')
+        lines.append(f'\nFusion gain ({dataset}, MAE@80): camera only {gain["camera_mae80_mm"]:.0f} mm, '
+                     f'camera + radar {gain["fusion_mae80_mm"]:.0f} mm ({gain["relative_change_percent"]:+.2f} %).')
     return '\n'.join(lines) + '\n'
 
 
