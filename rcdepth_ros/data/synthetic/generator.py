@@ -137,10 +137,9 @@ class SceneGenerator:
             return lidar, scan
 
         pool = self._executor() if self.threads else None
-        pending = pool.submit(range_sensors) if pool is not None else None
         camera = self.camera.render(drive, t, primitives, poses['camera'],
-                                    self._rng(drive_index, frame_index, CAMERA), pool)
-        lidar, scan = pending.result() if pending is not None else range_sensors()
+                                    self._rng(drive_index, frame_index, CAMERA), pool, range_sensors)
+        lidar, scan = camera.then.result() if camera.then is not None else range_sensors()
         extrinsics = {role: rig.T_camera_from(name) for role, name in
                       (('radar', 'radar'), ('lidar', 'lidar'), ('base', 'base_link'))}
         intrinsics = CameraIntrinsics(rig.K, cfg.width, cfg.height, frame_id=FRAMES['camera'])

@@ -90,6 +90,12 @@ def _box_coords(sf):
     return axis, along, sf.z + sf.half[2]
 
 
+# Colours of a facade's layers (columns: window frame, glass, sky reflection on glass, roof), per channel.
+FACADE_LAYERS = np.array([[0.82, GLASS[0], 0.28 * REFLECTION[0], 0.30],
+                          [0.82, GLASS[1], 0.28 * REFLECTION[1], 0.29],
+                          [0.80, GLASS[2], 0.28 * REFLECTION[2], 0.28]], dtype=np.float32)
+
+
 def building(sf, tex):
     """Facade with a grid of windows (per-window reflections; some lit at night) and ground-floor shop fronts."""
     floor_h, col_w, win_w, win_h, ground_h, key = sf.params[:6]
@@ -109,18 +115,20 @@ def building(sf, tex):
     frame = upper & (dx < half_w + 0.04) & (dz < half_h + 0.05) & ~window
     shop = facade & (height > 0.35) & (above < -0.7) & (np.abs(frac(along / (2.0 * col_w)) - 0.5) < 0.38)
     glass = window | shop
-    glass_key = tex.hashed(key, level, column, axis)
-    grain = 0.92 + 0.1 * tex.sample(tex.medium, along * 0.5 + key, height * 0.5, 8.0)
-    # Weights of the layers: wall (base colour, darker on the floor ledges), window frame, glass, roof.
-    wall = grain * (1.0 - (upper & (fz < 0.05)) * np.float32(0.2)) * (facade & ~glass & ~frame)
+    # One value per window: which reflection it shows and whether it is lit at night.
+    cell = level * np.float32(131.0) + column * np.float32(17.0) + key * np.float32(7.0) + axis
+    glass_key = np.take(tex.table, cell.astype(np.int32) & (len(tex.table) - 1))
     frame_w = frame.astype(np.float32)
     glass_w = glass.astype(np.float32)
+    sheen = glass_w * glass_key
     roof_w = (~facade).astype(np.float32)
-    sheen = glass_w * glass_key * 0.28
+    # The wall: the building's colour, darker on the floor ledges.
+    wall = (facade & ~glass & ~frame) * (np.float32(1.0) - (upper & (fz < 0.05)) * np.float32(0.2))
+    # Explicit sums rather than a (3, 4) @ (4, N) product: BLAS would start threads that spin.
     color = np.empty((3, len(sf)), dtype=np.float32)
     for c in range(3):
-        color[c] = (sf.color[c] * wall + 0.82 * frame_w + GLASS[c] * glass_w + REFLECTION[c] * sheen
-                    + (0.3 - 0.01 * c) * roof_w)
+        frame_c, glass_c, sheen_c, roof_c = (float(v) for v in FACADE_LAYERS[c])
+        color[c] = sf.color[c] * wall + frame_w * frame_c + glass_w * glass_c + sheen * sheen_c + roof_w * roof_c
     emit = ((window & (glass_key > 0.78)) | (shop & (glass_key > 0.5))).astype(np.uint8) * np.uint8(WINDOW)
     return color, emit
 

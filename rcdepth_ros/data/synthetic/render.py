@@ -40,6 +40,7 @@ class CameraFrame:
     depth: np.ndarray           # (H, W) float32 z in metres, 0 = sky / beyond max_depth
     index: np.ndarray           # (H, W) int32 primitive index, raycast.GROUND or raycast.NO_HIT
     primitives: list
+    then: object = None         # Future of the work queued after the background shading (see render)
 
 
 class CameraRenderer:
@@ -64,12 +65,14 @@ class CameraRenderer:
                               np.clip(-grain * sigma, 0, 255).astype(np.uint8))
                       for night, sigma in ((False, 2.5), (True, 7.0))}
 
-    def render(self, drive, t, primitives, T_world_from_camera, frame_rng, pool=None):
+    def render(self, drive, t, primitives, T_world_from_camera, frame_rng, pool=None, then=None):
         """
         Return the CameraFrame of ``drive`` at time ``t`` seen from ``T_world_from_camera``.
 
         With a thread ``pool`` the ground and the sky are shaded in a worker while this thread shades the
-        objects (their pixels are written last, so the result is the same).
+        objects (their pixels are written last, so the result is the same); ``then`` (a callable) is queued in
+        the worker right after them and its Future is returned as ``CameraFrame.then``. Heavy array work
+        overlaps well across threads, Python-level loops do not (the GIL): the worker gets array work first.
         """
         h, w = self.grid.shape
         T_cam_from_world = rigid_inverse(T_world_from_camera)
@@ -90,6 +93,7 @@ class CameraRenderer:
             self._sky(albedo, light, sky, up, sun)
 
         pending = pool.submit(background) if pool is not None else None
+        later = pool.submit(then) if pool is not None and then is not None else None
         if pending is None:
             background()
         shading = self._shade_objects(cast, primitives, T_cam_from_world, sun, up)
@@ -108,7 +112,7 @@ class CameraRenderer:
         image = compose(albedo, light, depth, sky, emit, look, self.grid, T_world_from_camera, primitives,
                         self.vignette, noise)
         dense = np.where(sky | (depth > self.config.max_depth), 0.0, depth).astype(np.float32)
-        return CameraFrame(image, dense, cast.index, primitives)
+        return CameraFrame(image, dense, cast.index, primitives, later)
 
     def _shade_objects(self, cast, primitives, T_cam_from_world, sun, up):
         """
