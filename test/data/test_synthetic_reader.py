@@ -146,3 +146,12 @@ def test_threaded_and_single_thread_generation_agree():
     b = SyntheticReader(config, threads=False).sample('drive0001/0001')
     assert a.image.tobytes() == b.image.tobytes() and a.radar.xyz.tobytes() == b.radar.xyz.tobytes()
     assert a.lidar_xyz.tobytes() == b.lidar_xyz.tobytes()
+
+
+def test_parallel_iteration_matches_sequential():
+    reader = small_reader(num_drives=2, frames_per_drive=2)
+    sequential = list(reader.iterate())
+    parallel = list(reader.iterate(workers=2))
+    assert [s.frame_id for s in parallel] == reader.frame_ids
+    for a, b in zip(sequential, parallel):
+        assert a.image.tobytes() == b.image.tobytes() and a.radar.xyz.tobytes() == b.radar.xyz.tobytes()

@@ -1,12 +1,18 @@
 """The synthetic data set behind the common reader interface: ``SyntheticReader(config)``."""
 
-from rcdepth_ros.data.readers import SampleReader
+import copy
+import logging
+import multiprocessing
+
+from rcdepth_ros.data.readers import ON_ERROR, SampleReader, SkippedFrame
 from rcdepth_ros.data.synthetic.config import synthetic_config, SyntheticConfig
 from rcdepth_ros.data.synthetic.generator import SceneGenerator, SOURCE
 from rcdepth_ros.errors import ConfigError, DatasetError
 
 # Splits are disjoint sets of drives (different random layouts), each with config.num_drives drives.
 SPLITS = {None: 0, 'train': 0, 'val': 1, 'test': 2}
+LOG = logging.getLogger(__name__)
+_WORKER_READER = {}
 
 
 def synthetic_frame_id(drive_index, frame_index):
@@ -77,3 +83,43 @@ class SyntheticReader(SampleReader):
 
     def _load(self, frame_id):
         return self.frame(frame_id).sample
+
+    def iterate(self, on_error='raise', workers=0):
+        """
+        Yield the Sample of every frame in order (see ``SampleReader.iterate``).
+
+        ``workers`` > 1 generates frames in that many worker processes (fork) ahead of the consumer, in order:
+        on two free cores about twice the rate of one process, for sequential consumers such as bag writing.
+        """
+        if workers is None or workers <= 1:
+            yield from super().iterate(on_error)
+            return
+        if on_error not in ON_ERROR:
+            raise DatasetError(f'on_error must be one of {ON_ERROR}, got {on_error!r}')
+        self.skipped = []
+        context = multiprocessing.get_context('fork')
+        with context.Pool(int(workers), initializer=_start_worker, initargs=(self,)) as pool:
+            for frame_id, sample, error in pool.imap(_worker_sample, self._frame_ids, chunksize=1):
+                if error is None:
+                    yield sample
+                    continue
+                if on_error == 'raise':
+                    raise DatasetError(error)
+                self.skipped.append(SkippedFrame(frame_id, error))
+                LOG.warning('skipping %s frame %s: %s', self.source, frame_id, error)
+
+
+def _start_worker(reader):
+    """Keep this worker process's copy of the reader; one thread per worker (the workers share the cores)."""
+    reader = copy.copy(reader)
+    reader._threads = False
+    reader._generator = None
+    _WORKER_READER['reader'] = reader
+
+
+def _worker_sample(frame_id):
+    """Return ``(frame_id, sample, None)`` or ``(frame_id, None, message)`` for a DatasetError."""
+    try:
+        return frame_id, _WORKER_READER['reader'].sample(frame_id), None
+    except DatasetError as exc:
+        return frame_id, None, str(exc)
