@@ -60,12 +60,13 @@ class SyntheticFrame:
 class SceneGenerator:
     """Generates frames of one configuration and split; keeps the textures, sensor models and recent drives."""
 
-    def __init__(self, config, split_key=0, threads=True):
+    def __init__(self, config, split_key=0, threads=False):
         """
         Build the textures and the sensor models (once per configuration).
 
-        ``threads``: simulate lidar and radar in a second thread while the camera renders (numpy releases the GIL
-        in its array loops, so on two cores the frame takes about the camera's time).
+        ``threads``: shade the ground and sky, then simulate lidar and radar, in a second thread while the camera
+        shades the objects. numpy releases the GIL only inside its array loops, so the gain is small (about 8 %
+        measured with a free second core) and turns into a loss when the other core is busy; off by default.
         """
         keep_temporaries_in_heap()
         self.config = config

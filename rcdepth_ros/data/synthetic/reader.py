@@ -27,13 +27,13 @@ class SyntheticReader(SampleReader):
     ``config`` is a SyntheticConfig or its plain-data form (a dict, as embedded in a YAML file); ``split``
     ('train' = the default drives, 'val', 'test') picks a disjoint set of drives. ``radar_image`` and ``boxes``
     say whether samples carry the full-resolution radar image and the 3D boxes of vehicles and pedestrians;
-    ``threads`` lets lidar and radar be simulated in a second thread while the camera renders (same bytes).
+    ``threads`` moves part of a frame's work to a second thread (same bytes; see SceneGenerator).
     ``sample(frame_id)`` is deterministic and independent of the order frames are asked for.
     """
 
     source = SOURCE
 
-    def __init__(self, config=None, split=None, radar_image=True, boxes=True, threads=True):
+    def __init__(self, config=None, split=None, radar_image=True, boxes=True, threads=False):
         """Validate the configuration and list the frame ids; nothing is generated yet."""
         if config is None:
             config = SyntheticConfig()
