@@ -23,7 +23,7 @@ from rcdepth_ros.data.synthetic.layout import FRAME_RATE, generate_drive
 from rcdepth_ros.data.synthetic.lidar import LidarModel
 from rcdepth_ros.data.synthetic.memory import keep_temporaries_in_heap
 from rcdepth_ros.data.synthetic.radar import RadarModel
-from rcdepth_ros.data.synthetic.render import CameraRenderer
+from rcdepth_ros.data.synthetic.render import CameraRenderer, MATERIAL_ID
 from rcdepth_ros.data.synthetic.scene import PEDESTRIAN, VEHICLE
 from rcdepth_ros.data.synthetic.textures import TextureBank
 
@@ -129,6 +129,8 @@ class SceneGenerator:
         s_ego = drive.ego.road_position(t)[0]
         reach = max(cfg.max_depth, cfg.radar_max_range, cfg.lidar_max_range) + LOOK_AHEAD_MARGIN
         primitives = drive.primitives(t, (s_ego - LOOK_BEHIND, s_ego + reach))
+        # Numbered by material, so that the camera's shading needs no renumbering (see render._shade_objects).
+        primitives.sort(key=lambda p: MATERIAL_ID[p.material])
         v_radar = drive.ego_velocity(t, rig.T_base_from_radar[:3, 3])
 
         def range_sensors():

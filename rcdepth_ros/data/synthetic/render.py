@@ -56,6 +56,7 @@ class CameraRenderer:
         # Normalised image coordinates of every pixel, flat (read with np.take by pixel index).
         self.xu_flat = np.tile(self.grid.xu, h)
         self.yv_flat = np.repeat(self.grid.yv, w)
+        self.inv_norm_flat = (1.0 / np.sqrt(self.xu_flat ** 2 + self.yv_flat ** 2 + 1.0)).astype(np.float32)
         r2 = self.grid.xu[None, :] ** 2 + self.grid.yv[:, None] ** 2
         self.vignette = (255.0 / (1.0 + 0.25 * r2)).astype(np.float32)
         rng = np.random.default_rng([int(config.seed), 0x5e75])
@@ -128,10 +129,16 @@ class CameraRenderer:
         visible = np.flatnonzero(index >= 0)
         if visible.size == 0:
             return None
-        by_material = sorted(range(len(primitives)), key=lambda i: (MATERIAL_ID[primitives[i].material], i))
-        rank = np.empty(len(primitives), dtype=np.int16)
-        rank[by_material] = np.arange(len(primitives), dtype=np.int16)
-        key = np.take(rank, np.take(index, visible))
+        ids = np.array([MATERIAL_ID[p.material] for p in primitives])
+        if np.all(ids[1:] >= ids[:-1]):
+            # Already numbered by material (the generator sorts them): the index is the sort key.
+            by_material = range(len(primitives))
+            key = np.take(index, visible).astype(np.int16)
+        else:
+            by_material = np.argsort(ids, kind='stable')
+            rank = np.empty(len(primitives), dtype=np.int16)
+            rank[by_material] = np.arange(len(primitives), dtype=np.int16)
+            key = np.take(rank, np.take(index, visible))
         # Gather from the image buffers in raster order (sequential reads), then permute the compact arrays.
         t = np.take(cast.t.ravel(), visible)
         face = np.take(cast.face.ravel(), visible)
@@ -260,18 +267,17 @@ class CameraRenderer:
             np.minimum(target, np.where(inside | under, darkest, target), out=target)
 
     def _sky(self, albedo, light, sky, up, sun):
-        rows, cols = np.nonzero(sky)
-        if rows.size == 0:
+        pix = np.flatnonzero(sky)
+        if pix.size == 0:
             return
-        light[rows, cols] = 1.0
-        xu, yv = self.grid.xu[cols], self.grid.yv[rows]
-        norm = np.sqrt(xu * xu + yv * yv + 1.0)
-        elevation = np.clip((up[0] * xu + up[1] * yv + up[2]) / norm, 0.0, 1.0)
-        toward_sun = np.clip((sun[0] * xu + sun[1] * yv + sun[2]) / norm, 0.0, 1.0)
-        mix = np.sqrt(elevation)
-        glare = 0.25 * toward_sun ** 24
+        light.ravel()[pix] = 1.0
+        xu, yv, inv_norm = (np.take(a, pix) for a in (self.xu_flat, self.yv_flat, self.inv_norm_flat))
+        up, sun = up.astype(np.float32), sun.astype(np.float32)
+        mix = np.sqrt(np.clip((up[0] * xu + up[1] * yv + up[2]) * inv_norm, 0.0, 1.0))
+        glare = np.clip((sun[0] * xu + sun[1] * yv + sun[2]) * inv_norm, 0.0, 1.0) ** 24 * np.float32(0.25)
+        flat = albedo.reshape(3, -1)
         for c in range(3):
-            albedo[c, rows, cols] = SKY_HORIZON[c] * (1.0 - mix) + SKY_ZENITH[c] * mix + glare
+            flat[c][pix] = SKY_HORIZON[c] + (SKY_ZENITH[c] - SKY_HORIZON[c]) * mix + glare
 
 
 def _vehicle_footprints(primitives):

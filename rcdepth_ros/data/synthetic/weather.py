@@ -43,8 +43,7 @@ def compose(albedo, light, depth, sky, emit, look, grid, T_world_from_camera, pr
         keep[sky] = 0.0
         colour = FOG_NIGHT if look.night else FOG_DAY
     else:
-        keep = np.exp(finite * np.float32(-1.0 / look.haze_distance))
-        keep[sky] = 1.0
+        keep = np.exp(finite * np.float32(-1.0 / look.haze_distance))      # 1 at the sky (finite = 0)
         colour = FOG_NIGHT if look.night else HAZE
     extra = None
     if look.night:
