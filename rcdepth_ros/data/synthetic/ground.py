@@ -25,7 +25,7 @@ def ground_albedo(road, look, tex, x, y, d, t, code, out=None):
     s = road.along(x, y).astype(np.float32)
     ad = np.abs(d)
     # Grain fades with distance, as a real texture averages out under the pixel footprint.
-    fade = np.clip(np.float32(12.0) / np.maximum(t, np.float32(1e-3)), 0.15, 1.0)
+    fade = np.minimum(np.float32(12.0) / np.maximum(t, np.float32(1e-3)), np.float32(1.0))
     coarse = tex.sample(tex.coarse, x, y, 2.0)
     fine = tex.sample(tex.fine, x, y, 30.0) * fade
     tone = look.asphalt * (0.88 + 0.16 * coarse + 0.12 * fine)
@@ -52,7 +52,7 @@ def ground_albedo(road, look, tex, x, y, d, t, code, out=None):
     np.multiply(value, np.float32(0.97), out=color[2])
     verge = walk & (from_kerb >= road.sidewalk_width)
     if verge.any():
-        grass = 0.75 + 0.35 * tex.sample(tex.medium, x, y, 3.0) + 0.2 * fine
+        grass = 0.75 + 0.45 * coarse + 0.2 * fine
         m = verge.astype(np.float32)
         for c, g in enumerate((0.24, 0.36, 0.14)):
             color[c] += m * (grass * g - color[c])

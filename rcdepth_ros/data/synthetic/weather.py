@@ -53,11 +53,15 @@ def compose(albedo, light, depth, sky, emit, look, grid, T_world_from_camera, pr
         extra = _emission(emit, keep, look.fog)
         if not look.fog:
             extra += _night_sky(sky)
-    a = light * keep * gain
-    veil = (1.0 - keep) * gain
+    a = light * keep
+    a *= gain
+    veil = np.float32(1.0) - keep
+    veil *= gain
     planes = []
     for c in range(3):
-        plane = albedo[c] * a + veil * colour[c]
+        plane = albedo[c]                      # the albedo buffer is ours to overwrite from here on
+        plane *= a
+        plane += veil * np.float32(colour[c])
         if extra is not None:
             plane += extra[c] * gain
         planes.append(cv2.convertScaleAbs(plane))
