@@ -2,7 +2,7 @@
 A training process killed with SIGKILL in the middle of an epoch resumes and ends bit-identical.
 
 Three subprocesses of ``python -m training.train`` on the same tiny config: an uninterrupted run; a run killed with
-SIGKILL as soon as its log shows step 7 of 12 (its last resume state is then step 6, in the middle of epoch 2);
+SIGKILL as soon as its log shows step 7 of 8 (its last resume state is then step 6, in the middle of epoch 2);
 the same command again, which finds the state and continues. On the CPU with one thread every operation is
 deterministic given its inputs, the data order and augmentation are functions of (seed, epoch, frame), and the
 state restores weights, AdamW moments, the lr schedule and the RNGs exactly, so the final weights are compared
@@ -19,7 +19,7 @@ import time
 from rcdepth_ros.paths import SOURCE_ROOT
 from training.loop.state import load_state, state_path
 
-OVERRIDES = ['train.epochs=3', 'train.checkpoint_every_steps=3', 'train.log_every_steps=1']
+OVERRIDES = ['train.epochs=2', 'train.checkpoint_every_steps=3', 'train.log_every_steps=1']
 
 
 def _command(config, out):
@@ -66,6 +66,6 @@ def test_sigkill_mid_epoch_resumes_to_identical_weights(tmp_path, tiny_experimen
     final = (run / 'checkpoints' / 'final.safetensors').read_bytes()
     assert final == (tmp_path / 'reference' / 'checkpoints' / 'final.safetensors').read_bytes()
     # the resumed log holds every step exactly once: rows after the state's step were trained again
-    assert _logged_steps(run) == list(range(1, 13))
+    assert _logged_steps(run) == list(range(1, 9))
     assert (run / 'checkpoints' / 'best.safetensors').read_bytes() == \
         (tmp_path / 'reference' / 'checkpoints' / 'best.safetensors').read_bytes()

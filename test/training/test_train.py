@@ -116,3 +116,26 @@ def test_command_line(tmp_path, tiny_experiment, write_experiment, capsys):
     # --fresh starts over in the same directory
     assert train_main(['--config', str(path), '--out', str(tmp_path / 'cli'), '--fresh', 'train.seed=7']) == 0
     assert len(_rows(tmp_path / 'cli' / 'logs' / 'train.csv')) == 1
+
+
+def test_cpu_bf16_autocast_run(tmp_path, tiny_experiment):
+    data = tiny_experiment(train={'epochs': 1, 'max_steps_per_epoch': 2, 'amp': 'bf16'})
+    summary = train(experiment_from_dict(data), tmp_path / 'bf16')
+    assert summary['autocast'] == 'bfloat16' and summary['steps'] == 2
+    losses = [float(r['loss']) for r in _rows(tmp_path / 'bf16' / 'logs' / 'train.csv')]
+    assert all(0 < v < 1e3 for v in losses)
+    model = load_checkpoint(tmp_path / 'bf16' / 'checkpoints' / 'final')[0]
+    assert all(p.dtype.is_floating_point and p.dtype.itemsize == 4 for p in model.parameters())   # fp32 weights
+
+
+def test_gradient_clipping_bounds_the_update(tmp_path, tiny_experiment):
+    # AdamW's first step moves each weight by about lr whatever the gradient; clipping shows in the moments
+    from training.loop.state import load_state, state_path
+    runs = {}
+    for clip in (0.0, 1e-6):
+        data = tiny_experiment(train={'epochs': 1, 'max_steps_per_epoch': 1, 'grad_clip': clip})
+        train(experiment_from_dict(data), tmp_path / f'clip{clip}')
+        moments = load_state(state_path(tmp_path / f'clip{clip}'))['optimizer']['state']
+        runs[clip] = sum(float(s['exp_avg'].norm() ** 2) for s in moments.values()) ** 0.5
+    # the first moment is (1 - beta1) * gradient: its norm is 0.1 * the clipped global norm
+    assert runs[1e-6] == pytest.approx(0.1 * 1e-6, rel=1e-3) and runs[0.0] > 1e3 * runs[1e-6]
