@@ -1,5 +1,6 @@
 """Node-test fixtures: an rclpy context per module, a tiny checkpoint, and a harness that spins and collects."""
 
+import gc
 import itertools
 
 from node_harness import Harness
@@ -17,7 +18,11 @@ def ros_context():
     context = rclpy.Context()
     rclpy.init(context=context)
     yield context
+    # Collect the nodes' reference cycles while their context is alive: left for later, the garbage collector of a
+    # process forked afterwards (flake8's worker pool in test_flake8) would finalise rcl handles and crash.
+    gc.collect()
     rclpy.try_shutdown(context=context)
+    gc.collect()
 
 
 @pytest.fixture

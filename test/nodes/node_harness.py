@@ -1,5 +1,6 @@
 """Helpers of the node tests: parameters of a depth node under test, and a harness that spins and collects."""
 
+import gc
 import time
 
 from rcdepth_ros.core.frame_messages import CAMERA_FRAME, FrameMessageFactory
@@ -81,6 +82,8 @@ class Harness:
         self.executor.remove_node(self.node)
         self.node.destroy_node()
         self.executor.shutdown(timeout_sec=1.0)
+        self.nodes.clear()
+        gc.collect()
 
 
 T0 = 1_700_000_000 * 10 ** 9
