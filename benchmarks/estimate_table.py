@@ -10,7 +10,8 @@ Every run of ``training/tables/distill_astyx.yaml`` is given the measured cost o
 resolution (teacher, direct student, student + DD, + saliency (costed as + both, an upper bound), + both,
 + LiRCDepth KD, LiRCDepth baseline; the camera-only student is costed as the fusion student, an upper bound; the
 synthetic runs (192x352, 320 frames) scale the direct student's step time by their pixel count), plus validation
-every ``--val-every`` epochs and the final evaluation at the original resolution. The runs are then list-scheduled
+every ``--val-every`` epochs, the final evaluation at the original resolution and ``--overhead-s`` per run (two
+process starts, model building; 23 s measured on a 2-step smoke run of the table). The runs are then list-scheduled
 on ``--jobs`` single-thread slots in table order, a KD run starting only after the teacher, exactly as
 ``training/run_table.py`` does. Writes ``benchmarks/results/table_estimate.json`` and prints the largest epoch
 count per resolution that fits the budget.
@@ -31,7 +32,7 @@ KIND_OF = {'teacher': 'teacher@fp32', 'student_direct': 'student_direct@fp32', '
            'student_xd': 'student_xd@fp32', 'student_lirckd': 'student_lirckd@fp32'}
 
 
-def run_costs(entry, height, width, epochs, val_every, batch=4):
+def run_costs(entry, height, width, epochs, val_every, overhead=25.0, batch=4):
     """Return {run name: (seconds, needs teacher)} for the table's runs at one measured resolution."""
     from training.run_table import load_table
     _, runs = load_table(ROOT / 'training' / 'tables' / 'distill_astyx.yaml', 'runs', [])
@@ -51,7 +52,7 @@ def run_costs(entry, height, width, epochs, val_every, batch=4):
             seconds = epochs * measured[kind]['epoch_s']
             per_frame = eval_frame['teacher'] if stem == 'astyx_teacher' else eval_frame['student']
             seconds += (validations + 1) * ASTYX_VAL * per_frame
-        costs[run.name] = (seconds, bool(run.requires))
+        costs[run.name] = (seconds + overhead, bool(run.requires))
     return costs, [r.name for r in runs]
 
 
@@ -81,6 +82,7 @@ def main(argv=None):
     parser.add_argument('--epochs', default='4,6,8,10,12')
     parser.add_argument('--val-every', type=int, default=2)
     parser.add_argument('--budget-hours', type=float, default=3.0)
+    parser.add_argument('--overhead-s', type=float, default=25.0, help='fixed seconds per run')
     parser.add_argument('--out', default=str(ROOT / 'benchmarks' / 'results' / 'table_estimate.json'))
     args = parser.parse_args(argv)
     bench = json.loads(Path(args.bench).read_text())
@@ -88,12 +90,13 @@ def main(argv=None):
     result = {'command': 'benchmarks/estimate_table.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
               'bench': str(Path(args.bench).relative_to(ROOT)) if Path(args.bench).is_relative_to(ROOT)
               else args.bench, 'jobs': args.jobs, 'val_every': args.val_every, 'budget_s': budget,
+              'overhead_s_per_run': args.overhead_s,
               'resolutions': {}}
     for key, entry in bench['resolutions'].items():
         height, width = (int(v) for v in key.split('x'))
         rows = {}
         for epochs in (int(e) for e in args.epochs.split(',')):
-            costs, order = run_costs(entry, height, width, epochs, args.val_every)
+            costs, order = run_costs(entry, height, width, epochs, args.val_every, args.overhead_s)
             wall = schedule(costs, order, args.jobs)
             rows[epochs] = {'wall_s': wall, 'wall_h': wall / 3600.0, 'fits': wall <= budget,
                             'single_thread_sum_s': sum(c for c, _ in costs.values())}
