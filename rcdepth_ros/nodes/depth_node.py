@@ -359,11 +359,14 @@ class DepthNode(LifecycleNode):
             return
         values = self._values
         assembler.complete(request, float(values['camera_info_wait']))
-        saliency_pub = self._outputs.get('saliency/image')
-        want_saliency = bool(values['saliency.enabled']) and saliency_pub is not None and \
-            saliency_pub.get_subscription_count() > 0
+        # Which optional outputs this frame gets is decided once, before the work: a subscriber that appears
+        # meanwhile gets the next frame's, never half of this one's.
+        wanted = {topic: self._subscribed(topic) for topic in ('saliency/image', 'radar/depth_image',
+                                                               '~/debug/depth_color')}
+        wanted['saliency/image'] = wanted['saliency/image'] and bool(values['saliency.enabled'])
+        wanted['~/debug/depth_color'] = wanted['~/debug/depth_color'] and bool(values['debug.depth_color'])
         try:
-            result = process_frame(engine, request, extrinsics, self._field_map, want_saliency)
+            result = process_frame(engine, request, extrinsics, self._field_map, wanted['saliency/image'])
         except FrameError as exc:
             self._problems.add(exc.reason)
             self._warn(exc.reason, str(exc))
@@ -372,12 +375,16 @@ class DepthNode(LifecycleNode):
             self._problems.add(reason)
             self._warn(reason, message)
         self._frames.add('processed')
-        self._publish(result)
+        self._publish(result, wanted)
         done = time.monotonic()
         self._latency['processing'].add((done - request.matched) * 1e3)
         self._latency['end_to_end'].add((done - request.received) * 1e3)
         self._latency['forward'].add(result.timings.get('forward', float('nan')))
         self._latency['header_age'].add((self.get_clock().now().nanoseconds - request.stamp_ns) / 1e6)
+
+    def _subscribed(self, topic):
+        publisher = self._outputs.get(topic)
+        return publisher is not None and publisher.get_subscription_count() > 0
 
     def _send(self, topic, build):
         publisher = self._outputs.get(topic)
@@ -391,7 +398,7 @@ class DepthNode(LifecycleNode):
             self._warn('publish_error', f'{topic}: publish failed: {type(exc).__name__}: {exc}')
             return False
 
-    def _publish(self, result):
+    def _publish(self, result, wanted):
         from rcdepth_ros.core.conversions import depth_to_image_msg, numpy_to_image
         from rcdepth_ros.core.msgtypes import ros_message_types
         from rcdepth_ros.core.sensor_types import CameraIntrinsics
@@ -407,13 +414,12 @@ class DepthNode(LifecycleNode):
             self._send('saliency/image', lambda: numpy_to_image(result.saliency.astype('float32'), '32FC1', header,
                                                                 types))
             self._send('saliency/camera_info', lambda: info)
-        if self._outputs['radar/depth_image'].get_subscription_count() > 0:
+        if wanted['radar/depth_image']:
             self._send('radar/depth_image', lambda: depth_to_image_msg(result.radar_depth, header, types))
             height, width = result.radar_depth.shape
             self._send('radar/camera_info', lambda: self._model_camera_info(
                 CameraIntrinsics(result.radar_K, width, height, frame_id=header.frame_id), header, types))
-        color = self._outputs['~/debug/depth_color']
-        if self._values['debug.depth_color'] and color.get_subscription_count() > 0:
+        if wanted['~/debug/depth_color']:
             self._send('~/debug/depth_color',
                        lambda: numpy_to_image(self._colorize(result.depth), 'bgr8', header, types))
 

@@ -72,9 +72,8 @@ def test_saliency_and_debug_colour_only_while_subscribed(harness, tiny_checkpoin
     assert 0.0 <= sal.min() and sal.max() <= 1.0 and sal.max() > 0
     assert stamp_to_ns(saliency[0].header) == T0 + PERIOD
     assert color[0].encoding == 'bgr8' and (color[0].height, color[0].width) == (120, 160)
-    assert rig.node.set_parameters_atomically(
-        [__import__('rclpy.parameter', fromlist=['Parameter']).Parameter('saliency.enabled', value=False)]
-    ).successful
+    from rclpy.parameter import Parameter
+    assert rig.node.set_parameters_atomically([Parameter('saliency.enabled', value=False)]).successful
     rig.send(messages, T0 + 2 * PERIOD)
     assert rig.wait_outputs(3)
     harness.spin_for(0.3)
