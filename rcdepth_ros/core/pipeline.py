@@ -171,13 +171,15 @@ class FrameAssembler:
         if self.on_event is not None:
             self.on_event(reason, message)
 
-    def _stamp(self, msg, name):
+    def _stamp(self, msg, name, detect_jumps=True):
         """Return the header stamp, checking for a time jump; None for a message without a stamp."""
         try:
             stamp = message_stamp_ns(msg, name)
         except SyncError as exc:
             self._event('no_stamp', str(exc))
             return None
+        if not detect_jumps:
+            return stamp
         jump = False
         with self._lock:
             if self._newest_ns is not None and stamp < self._newest_ns - int(self.settings.time_jump_s * 1e9):
@@ -207,7 +209,8 @@ class FrameAssembler:
 
     def add_camera_info(self, msg):
         """Cache a CameraInfo (a bad one is counted as ``bad_camera_info`` and not cached); return its intrinsics."""
-        stamp = self._stamp(msg, 'camera_info')
+        # Some drivers leave camera_info unstamped (0): such a message says nothing about time jumps.
+        stamp = self._stamp(msg, 'camera_info', detect_jumps=stamp_or_none(msg) != 0)
         if stamp is None:
             return None
         try:
@@ -300,6 +303,14 @@ class FrameAssembler:
         """Return the synchroniser's per-input counters, the problem counters and the cache evictions."""
         return {'sync': self.sync.stats(), 'counters': self.counters.snapshot(),
                 'radar_cache_evicted': self.radar_cache.evicted}
+
+
+def stamp_or_none(msg):
+    """Return the header stamp of ``msg`` in ns, or None when it has none."""
+    try:
+        return message_stamp_ns(msg)
+    except SyncError:
+        return None
 
 
 def radar_in_camera(sweeps, extrinsics, camera_frame, image_stamp_ns, field_map=None):

@@ -241,3 +241,12 @@ def test_complete_waits_for_the_camera_info_of_the_image_once_they_share_stamps(
     assembler.radar_filters[0].signalMessage(factory.radar(T0 + 2 * PERIOD))
     assembler.image_filter.signalMessage(factory.image(T0 + 2 * PERIOD))
     assert assembler.complete(requests[2], wait_s=0.0).camera_info[1].width == 200
+
+
+def test_unstamped_camera_info_serves_and_never_looks_like_a_time_jump(factory):
+    assembler, requests, events = _assembler()
+    _feed(assembler, factory, T0, camera_info=False)
+    assembler.add_camera_info(factory.camera_info(0))           # a driver that never stamps camera_info
+    _feed(assembler, factory, T0 + PERIOD, camera_info=False)
+    assert events == [] and [r.stamp_ns for r in requests] == [T0, T0 + PERIOD]
+    assert assembler.complete(requests[1]).camera_info is not None
