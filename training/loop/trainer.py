@@ -163,7 +163,7 @@ class Trainer:
                                     f'(config.yaml differs); use another --out or delete it')
             if self.progress['global_step'] > 0:
                 return
-        body = dict(config, provenance={'command': self.command, 'git': git_commit()})
+        body = dict(config, provenance={'command': self.command, 'git': self.git})
         tmp = path.with_name('.config.yaml.tmp')
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tmp.write_text(yaml.safe_dump(body, sort_keys=False))
@@ -209,7 +209,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _training_meta(self, kind, result=None):
         data = self.cfg.data
-        return {'kind': kind, 'experiment': self.cfg.name, 'command': self.command, 'git': git_commit(),
+        return {'kind': kind, 'experiment': self.cfg.name, 'command': self.command, 'git': self.git,
                 'data': {'source': data.source, 'root': data.root, 'options': data.options,
                          'train': to_dict(data.train), 'val': to_dict(data.val) if data.val else None},
                 'seed': self.cfg.train.seed, 'epoch': self.progress['epoch'], 'step': self.progress['global_step'],
@@ -289,6 +289,7 @@ class Trainer:
     def run(self):
         """Train (or continue) to the end; return the summary dict (also written to ``summary.json``)."""
         self._setup()
+        self.git = git_commit()        # the code this process imported (others may commit while it trains)
         self._segment_start = time.perf_counter()
         self.progress = self._fresh_history()
         resumed = self._restore()
