@@ -8,11 +8,10 @@ best-by-validation one). Prints the metrics JSON; ``--out`` writes ``metrics.jso
 """
 
 import argparse
-import json
 from pathlib import Path
 import sys
 
-from rcdepth_ros.commands.evaluate import add_arguments, evaluate_args, write_record
+from rcdepth_ros.commands.evaluate import add_arguments, evaluate_args, report
 from rcdepth_ros.errors import CheckpointError, RcdepthError
 
 
@@ -38,11 +37,7 @@ def main(argv=None):
     except RcdepthError as exc:
         print(f'training.evaluate: error: {exc}', file=sys.stderr)
         return 2
-    metrics = dict(record['metrics'])
-    metrics.pop('per_frame', None)
-    print(json.dumps(metrics, indent=2, allow_nan=False))
-    if args.out:
-        write_record(record, args.out)
+    report(record, args.out)
     return 0
 
 

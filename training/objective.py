@@ -10,7 +10,7 @@ this module, not the bare student, in DistributedDataParallel, so adapters are s
 Training-only modules live in ``objective.kd`` and are saved in the resume state, never in the model checkpoint.
 """
 
-from rcdepth_ros.core.saliency import grad_cam, GradCAM, saliency_target
+from rcdepth_ros.core.saliency import detach_outputs, grad_cam, GradCAM, saliency_target
 from rcdepth_ros.errors import ConfigError
 import torch
 from torch import nn
@@ -53,21 +53,11 @@ class TeacherRunner:
         with torch.enable_grad(), GradCAM(self.model, sal.teacher_layer) as cam:
             out = self.model(image, radar, return_features=self.need_features)
             y = saliency_target(out['depth'], _target(sal.target))
-            out = _detach(out)
+            out = detach_outputs(out)
             out['saliency'] = grad_cam(cam.activation, y, create_graph=False, normalise=sal.normalise,
                                        size=saliency_size(image, sal.size_divisor),
                                        grad_scale=float(image.shape[-2] * image.shape[-1]))
         return out
-
-
-def _detach(value):
-    if torch.is_tensor(value):
-        return value.detach()
-    if isinstance(value, dict):
-        return {k: _detach(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_detach(v) for v in value)
-    return value
 
 
 class TrainingObjective(nn.Module):

@@ -82,10 +82,14 @@ def write_record(record, out):
 
 def run(args):
     """Evaluate, print the metrics JSON, write the files; return 0."""
-    record = evaluate_args(args)
+    report(evaluate_args(args), args.out)
+    return 0
+
+
+def report(record, out):
+    """Print the metrics JSON of ``record`` (without the per-frame list) and write the files to ``out`` if given."""
     metrics = dict(record['metrics'])
     metrics.pop('per_frame', None)
     print(json.dumps(metrics, indent=2, allow_nan=False))
-    if args.out:
-        write_record(record, args.out)
-    return 0
+    if out:
+        write_record(record, out)

@@ -158,14 +158,15 @@ def compute_saliency(model, image, radar, layer=None, target='mean', size=None, 
         out = model(image, radar)
         y = saliency_target(out['depth'], target)
         saliency = grad_cam(cam.activation, y, create_graph=False, normalise=normalise, size=size)
-    return _detach(out), saliency
+    return detach_outputs(out), saliency
 
 
-def _detach(value):
+def detach_outputs(value):
+    """Return ``value`` (a tensor, or dicts / lists / tuples of them) with every tensor detached."""
     if torch.is_tensor(value):
         return value.detach()
     if isinstance(value, dict):
-        return {k: _detach(v) for k, v in value.items()}
+        return {k: detach_outputs(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_detach(v) for v in value)
+        return type(value)(detach_outputs(v) for v in value)
     return value
