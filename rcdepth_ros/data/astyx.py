@@ -28,7 +28,7 @@ import numpy as np
 from rcdepth_ros.core import geometry
 from rcdepth_ros.core.sensor_types import CameraIntrinsics
 from rcdepth_ros.data.boxes import Box3D
-from rcdepth_ros.data.readers import decode_image, lidar_depth_image, rasterise_radar, SampleReader
+from rcdepth_ros.data.readers import decode_image, lidar_depth_image, rasterise_radar, read_file, SampleReader
 from rcdepth_ros.data.sample import Sample
 from rcdepth_ros.errors import DatasetError, RcdepthError
 
@@ -124,12 +124,7 @@ def read_astyx_calibration(path, camera_uid='camera_front', frame_id=None):
 def _read_text_table(path, what, frame_id, required):
     """Read a whitespace table with a header line; return a structured float64 array with the header's names."""
     where = f'Astyx {what} {path}' + (f' (frame {frame_id})' if frame_id is not None else '')
-    try:
-        text = Path(path).read_bytes().decode('ascii', errors='replace')
-    except FileNotFoundError:
-        raise DatasetError(f'{where}: file not found') from None
-    except OSError as exc:
-        raise DatasetError(f'{where}: cannot read ({exc.strerror or exc})') from None
+    text = read_file(path, where).decode('ascii', errors='replace')
     header, _, body = text.partition('\n')
     names = header.split()
     if not names:

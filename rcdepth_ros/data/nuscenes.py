@@ -37,7 +37,7 @@ import numpy as np
 from rcdepth_ros.core import geometry
 from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
 from rcdepth_ros.data.boxes import Box3D
-from rcdepth_ros.data.readers import decode_image, lidar_depth_image, rasterise_radar, SampleReader
+from rcdepth_ros.data.readers import decode_image, lidar_depth_image, rasterise_radar, read_file, SampleReader
 from rcdepth_ros.data.sample import Sample
 from rcdepth_ros.errors import DatasetError, RcdepthError
 
@@ -65,12 +65,7 @@ def pose_matrix(record):
 def read_nuscenes_lidar(path, frame_id=None):
     """Read a nuScenes ``.pcd.bin`` lidar sweep: float32 records (x, y, z, intensity, ring); return (N, 5)."""
     where = f'nuScenes lidar {path}' + (f' (frame {frame_id})' if frame_id is not None else '')
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f'{where}: file not found') from None
-    except OSError as exc:
-        raise DatasetError(f'{where}: cannot read ({exc.strerror or exc})') from None
+    raw = read_file(path, where)
     if not raw or len(raw) % (4 * LIDAR_FIELDS):
         raise DatasetError(f'{where}: {len(raw)} bytes is not a whole number of {LIDAR_FIELDS} float32 records')
     return np.frombuffer(raw, dtype='<f4').reshape(-1, LIDAR_FIELDS).astype(np.float32)

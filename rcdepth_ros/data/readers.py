@@ -183,15 +183,20 @@ def lidar_depth_image(lidar_cam, intrinsics):
     return geometry.sparse_depth_image(lidar_cam, intrinsics.K, intrinsics.width, intrinsics.height)
 
 
-def decode_image(path, what, frame_id):
-    """Return (RGB uint8 image, the encoded bytes) of a JPEG / PNG file; a missing or corrupt file raises."""
-    where = f'{what} {path} (frame {frame_id})'
+def read_file(path, where):
+    """Return the bytes of ``path``; a missing or unreadable file raises DatasetError prefixed with ``where``."""
     try:
-        raw = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise DatasetError(f'{where}: file not found') from None
     except OSError as exc:
         raise DatasetError(f'{where}: cannot read ({exc.strerror or exc})') from None
+
+
+def decode_image(path, what, frame_id):
+    """Return (RGB uint8 image, the encoded bytes) of a JPEG / PNG file; a missing or corrupt file raises."""
+    where = f'{what} {path} (frame {frame_id})'
+    raw = read_file(path, where)
     if not raw:
         raise DatasetError(f'{where}: empty file')
     if raw[:2] == b'\xff\xd8' and b'\xff\xd9' not in raw[-64:].rstrip(b'\x00'):
