@@ -86,12 +86,12 @@ def render_row(row, width=320, max_depth=80.0, max_error=10.0):
         else:
             radar = cv2.resize(dilate_sparse(row.radar_depth, 1), size, interpolation=cv2.INTER_NEAREST)
         panels.append(_caption(_fit(colorize(radar, 0.0, max_depth, invert=True), width, height),
-                               f'projected radar ({int((row.radar_depth > 0).sum())} px)'))
+                               f'projected radar ({int((row.radar_depth > 0).sum())} px, coloured as depth)'))
     else:
         panels.append(_blank(width, height, 'projected radar: not received'))
     if row.depth is not None:
         panels.append(_caption(_fit(colorize(row.depth, 0.0, max_depth, invert=True), width, height),
-                               f'depth 0-{max_depth:.0f} m'))
+                               f'depth 0-{max_depth:.0f} m (red near, blue far)'))
     else:
         panels.append(_blank(width, height, 'depth: not received'))
     if row.saliency is not None:
