@@ -16,7 +16,9 @@ Run from the repository root: ``.venv/bin/python benchmarks/bench_node.py``. Thr
    minutes, not hours; the node's buffers, conversions and messages are full size): the node's RSS after warm-up
    and at the end, and the slope of a least-squares line (MB per 1000 frames).
 
-Prints medians and writes benchmarks/results/bench_node.json.
+Prints medians and writes benchmarks/results/bench_node.json, each phase with the load average around it.
+``--phases memory`` (or any subset) runs only those and keeps the other phases' figures from the file: the memory
+phase measures no time and may run on a busy machine, the timed phases want a quiet one.
 """
 
 import argparse
@@ -35,6 +37,7 @@ from rcdepth_ros.ros_env import configure_ros_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / 'benchmarks' / 'results' / 'bench_node.json'
+PHASES = ('latency', 'sustained', 'memory')
 TINY = {'input': {'height': 64, 'width': 128},
         'model': {'architecture': 'student', 'image_encoder': {'name': 'small_cnn', 'widths': [8, 16, 24, 32, 48]},
                   'radar_encoder': {'name': 'small_cnn', 'widths': [4, 8, 8, 16, 16]},
@@ -252,31 +255,42 @@ def run_phase(name, checkpoint, env, width, height, body):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--frames', type=int, default=12, help='closed-loop frames of the latency phase')
+    parser.add_argument('--frames', type=int, default=40, help='closed-loop frames of the latency phase')
     parser.add_argument('--fps-seconds', type=float, default=20.0, help='length of the sustained-rate phase')
     parser.add_argument('--offer-hz', type=float, default=10.0, help='input rate of the sustained-rate phase')
     parser.add_argument('--memory-frames', type=int, default=2000, help='frames of the memory phase')
+    parser.add_argument('--phases', default=','.join(PHASES),
+                        help='comma-separated subset of latency,sustained,memory; the others are kept from --out')
     parser.add_argument('--out', default=str(RESULTS))
     args = parser.parse_args(argv)
+    phases = [p.strip() for p in args.phases.split(',') if p.strip()]
+    unknown = sorted(set(phases) - set(PHASES))
+    if unknown:
+        parser.error(f'unknown phases {unknown}; choose from {list(PHASES)}')
     env = configure_ros_environment(dict(os.environ))
     configure_ros_environment()
     import torch
-    result = {'machine': {'python': platform.python_version(), 'cpu_count': os.cpu_count(),
-                          'torch_threads': torch.get_num_threads(), 'load_average_start': os.getloadavg()},
-              'command': 'benchmarks/bench_node.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
-              'image': '448x800 rgb8, 60 radar returns, reliable QoS, shared-memory Fast DDS profile'}
+    out = Path(args.out)
+    # Phases not run now keep their earlier figures (the memory phase, which measures no time, can run while the
+    # machine is busy; the timed phases want a quiet one).
+    result = json.loads(out.read_text()) if out.is_file() and len(phases) < len(PHASES) else {}
+    result['image'] = '448x800 rgb8, 60 radar returns, reliable QoS, shared-memory Fast DDS profile'
+    bodies = {'latency': ('student', lambda client, pid: latency_phase(client, args.frames)),
+              'sustained': ('student', lambda client, pid: rate_phase(client, args.fps_seconds, args.offer_hz)),
+              'memory': ('tiny', lambda client, pid: memory_phase(client, pid, args.memory_frames))}
     with tempfile.TemporaryDirectory() as folder:
-        student, tiny = make_checkpoints(folder)
-        result['latency'] = run_phase('latency', student, env, 800, 448,
-                                      lambda client, pid: latency_phase(client, args.frames))
-        print('latency', json.dumps(result['latency'], indent=1), flush=True)
-        result['sustained'] = run_phase('rate', student, env, 800, 448,
-                                        lambda client, pid: rate_phase(client, args.fps_seconds, args.offer_hz))
-        print('sustained', json.dumps(result['sustained'], indent=1), flush=True)
-        result['memory'] = run_phase('memory', tiny, env, 800, 448,
-                                     lambda client, pid: memory_phase(client, pid, args.memory_frames))
-        print('memory', json.dumps({k: v for k, v in result['memory'].items() if k != 'samples'}, indent=1))
-    result['machine']['load_average_end'] = os.getloadavg()
+        checkpoints = dict(zip(('student', 'tiny'), make_checkpoints(folder)))
+        for phase in phases:
+            model, body = bodies[phase]
+            load_before = os.getloadavg()[0]
+            result[phase] = run_phase(phase, checkpoints[model], env, 800, 448, body)
+            result[phase]['machine'] = {
+                'python': platform.python_version(), 'cpu_count': os.cpu_count(),
+                'torch_threads': torch.get_num_threads(), 'load_average_before': round(load_before, 2),
+                'load_average_after': round(os.getloadavg()[0], 2),
+                'command': 'benchmarks/bench_node.py ' + ' '.join(argv if argv is not None else sys.argv[1:])}
+            shown = {k: v for k, v in result[phase].items() if k != 'samples'}
+            print(phase, json.dumps(shown, indent=1), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + '\n')
     print(f'written {args.out}')
