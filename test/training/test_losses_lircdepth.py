@@ -68,6 +68,14 @@ def test_inter_depth_kd_over_scales():
     assert float(inter_depth_kd(student, teacher, (2, 4, 8), decay=0.5)) == pytest.approx(2 * 1.75, rel=1e-5)
 
 
+def test_inter_depth_kd_targets_the_teachers_pooled_final_depth():
+    student = {'depth': torch.full((1, 1, 16, 16), 12.0)}
+    # the teacher's intermediate maps (unsupervised in the CaFNet-style teacher) must not be the target
+    teacher = {'depth': torch.full((1, 1, 16, 16), 12.0),
+               'depth_scales': {s: torch.full((1, 1, 16 // s, 16 // s), 60.0) for s in (2, 4, 8)}}
+    assert float(inter_depth_kd(student, teacher, (2, 4, 8))) == 0.0
+
+
 def test_depth_at_scale_prefers_own_maps_of_the_right_size():
     depth = torch.arange(16.0).view(1, 1, 4, 4)
     own = torch.full((1, 1, 2, 2), 7.0)
