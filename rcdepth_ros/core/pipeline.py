@@ -171,14 +171,19 @@ class FrameAssembler:
         if self.on_event is not None:
             self.on_event(reason, message)
 
-    def _stamp(self, msg, name, detect_jumps=True):
-        """Return the header stamp, checking for a time jump; None for a message without a stamp."""
+    def _stamp(self, msg, name, zero_is_unstamped=False):
+        """
+        Return the header stamp, checking for a time jump; None for a message without a stamp.
+
+        With ``zero_is_unstamped`` a zero stamp (some drivers leave camera_info unstamped) is returned without the
+        time-jump check: it says nothing about time.
+        """
         try:
             stamp = message_stamp_ns(msg, name)
         except SyncError as exc:
             self._event('no_stamp', str(exc))
             return None
-        if not detect_jumps:
+        if zero_is_unstamped and stamp == 0:
             return stamp
         jump = False
         with self._lock:
@@ -209,8 +214,7 @@ class FrameAssembler:
 
     def add_camera_info(self, msg):
         """Cache a CameraInfo (a bad one is counted as ``bad_camera_info`` and not cached); return its intrinsics."""
-        # Some drivers leave camera_info unstamped (0): such a message says nothing about time jumps.
-        stamp = self._stamp(msg, 'camera_info', detect_jumps=stamp_or_none(msg) != 0)
+        stamp = self._stamp(msg, 'camera_info', zero_is_unstamped=True)
         if stamp is None:
             return None
         try:
@@ -303,14 +307,6 @@ class FrameAssembler:
         """Return the synchroniser's per-input counters, the problem counters and the cache evictions."""
         return {'sync': self.sync.stats(), 'counters': self.counters.snapshot(),
                 'radar_cache_evicted': self.radar_cache.evicted}
-
-
-def stamp_or_none(msg):
-    """Return the header stamp of ``msg`` in ns, or None when it has none."""
-    try:
-        return message_stamp_ns(msg)
-    except SyncError:
-        return None
 
 
 def radar_in_camera(sweeps, extrinsics, camera_frame, image_stamp_ns, field_map=None):
