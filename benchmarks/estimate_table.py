@@ -22,8 +22,9 @@ import json
 from pathlib import Path
 import sys
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchlib import ROOT, write_results
+
+sys.path.insert(0, str(ROOT))                   # the training package
 
 ASTYX_TRAIN, ASTYX_VAL, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SYNTHETIC_EVAL = 350, 86, 320, 40, 80
 SYNTHETIC_PIXELS = 192 * 352
@@ -104,8 +105,7 @@ def main(argv=None):
                   f'({"fits" if wall <= budget else "over"} {args.budget_hours:g} h)')
         fitting = [e for e, r in rows.items() if r['fits']]
         result['resolutions'][key] = {'epochs': rows, 'max_epochs_within_budget': max(fitting) if fitting else None}
-    Path(args.out).write_text(json.dumps(result, indent=2) + '\n')
-    print(f'wrote {args.out}')
+    write_results(args.out, result)
     return 0
 
 

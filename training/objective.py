@@ -3,14 +3,14 @@ The training step's loss: supervised terms plus the enabled distillation terms, 
 
 ``TeacherRunner`` runs the frozen teacher on the batch: depth, intermediate depths, features when a term needs
 them and, for saliency KD, its Grad-CAM map (one forward with gradients enabled above the saliency layer only,
-one backward to that layer; ``rcdepth_ros.core.saliency``). ``TrainingObjective`` is an ``nn.Module`` holding the
+one backward to that layer; ``core.inference.saliency``). ``TrainingObjective`` is an ``nn.Module`` holding the
 student and the training-only modules (feature adapters, the confidence head); its ``forward`` runs the student
 (with a differentiable Grad-CAM when saliency KD is on) and returns the total loss and its terms. The trainer wraps
 this module, not the bare student, in DistributedDataParallel, so adapters are synchronised like the student.
 Training-only modules live in ``objective.kd`` and are saved in the resume state, never in the model checkpoint.
 """
 
-from rcdepth_ros.core.saliency import detach_outputs, grad_cam, GradCAM, saliency_target
+from rcdepth_ros.core.inference.saliency import detach_outputs, grad_cam, GradCAM, saliency_target
 from rcdepth_ros.errors import ConfigError
 import torch
 from torch import nn

@@ -8,7 +8,7 @@ Latency is the median of ``--runs`` forward passes (batch 1, after warm-up) on `
 
 import json
 
-from rcdepth_ros.core.engine import resolve_device
+from rcdepth_ros.core.inference.engine import resolve_device
 from rcdepth_ros.models.checkpoint import load_config_or_checkpoint
 from rcdepth_ros.models.complexity import count_macs, count_parameters, measure_latency, median
 from rcdepth_ros.models.export import example_inputs, parse_size

@@ -76,7 +76,7 @@ def nuscenes_radar_records(reader):
     """
     if getattr(reader, 'radar_sweeps', None) != 1 or getattr(reader, 'radar_filter', None) != 'none':
         return None
-    from rcdepth_ros.core.radar import read_nuscenes_pcd
+    from rcdepth_ros.data.radar_files import read_nuscenes_pcd
     channels = {('radar' if number == 0 else channel.lower()): channel for number, channel in
                 enumerate(reader.radars)}
 

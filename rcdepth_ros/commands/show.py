@@ -9,7 +9,7 @@ here: radar dots off the cars, lidar rows tilted against the road, boxes floatin
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.projection import project_points
 from rcdepth_ros.data.boxes import BOX_EDGES
 from rcdepth_ros.data.registry import open_reader, source_names
 from rcdepth_ros.errors import DatasetError
@@ -51,8 +51,8 @@ def _project_for_drawing(points, K, width, height, pad=2.0):
     K_canvas = np.array(K, dtype=np.float64)
     K_canvas[0, 2] += pad * width
     K_canvas[1, 2] += pad * height
-    hits = geometry.project_points(points, K_canvas, int((2 * pad + 1) * width), int((2 * pad + 1) * height),
-                                   min_depth=0.3)
+    hits = project_points(points, K_canvas, int((2 * pad + 1) * width), int((2 * pad + 1) * height),
+                          min_depth=0.3)
     return hits.u - pad * width, hits.v - pad * height, hits.index
 
 
@@ -64,10 +64,10 @@ def render_sample(sample, out, max_depth=80.0, boxes=True):
     from matplotlib.lines import Line2D
 
     K, width, height = sample.intrinsics.K, sample.width, sample.height
-    radar_hits = geometry.project_points(sample.radar.xyz, K, width, height, min_depth=1.0)
+    radar_hits = project_points(sample.radar.xyz, K, width, height, min_depth=1.0)
     lidar_hits = None
     if sample.lidar_xyz is not None:
-        lidar_hits = geometry.project_points(sample.lidar_xyz, K, width, height, min_depth=1e-3)
+        lidar_hits = project_points(sample.lidar_xyz, K, width, height, min_depth=1e-3)
         lidar_u, lidar_v, lidar_z = lidar_hits.u, lidar_hits.v, lidar_hits.z
     else:
         lidar_v, lidar_u = np.nonzero(sample.depth_gt > 0)

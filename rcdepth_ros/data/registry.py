@@ -18,6 +18,7 @@ SOURCES = {
     'nuscenes': ('rcdepth_ros.data.nuscenes', 'NuScenesReader', 'nuscenes'),
     'zju': ('rcdepth_ros.data.zju', 'ZJUReader', 'ZJU-4DRadarCam'),
     'synthetic': ('rcdepth_ros.data.synthetic', 'SyntheticReader', None),
+    'bag': ('rcdepth_ros.data.bag', 'BagReader', 'bags'),
 }
 
 

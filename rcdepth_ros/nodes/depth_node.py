@@ -1,7 +1,7 @@
 """
 rcdepth_node: camera + radar in, dense metric depth (and its Grad-CAM saliency) out, as a ROS 2 lifecycle node.
 
-Wiring only; every step is in the core (``core.pipeline``). Topics (relative, remapped in launch):
+Wiring only; every step is in the core (``core.runtime.pipeline``). Topics (relative, remapped in launch):
 
 - in: ``image`` (Image) or ``image/compressed`` (CompressedImage) by ``image_transport``; ``camera_info``
   (cached); every topic of ``radar_topics`` (PointCloud2). The image and the first radar are matched by the
@@ -23,11 +23,11 @@ import threading
 import time
 import traceback
 
-from rcdepth_ros.core.latest import LatestSlot
-from rcdepth_ros.core.pipeline import FRAME_PROBLEMS, FrameAssembler, PipelineSettings, process_frame, \
-    SWEEP_PROBLEMS
-from rcdepth_ros.core.radar import RadarFieldMap
-from rcdepth_ros.core.stats import Counters, LatencyStats, RateMeter, Throttle
+from rcdepth_ros.core.messages.radar import RadarFieldMap
+from rcdepth_ros.core.runtime.latest import LatestSlot
+from rcdepth_ros.core.runtime.pipeline import (FRAME_PROBLEMS, FrameAssembler, PipelineSettings, process_frame,
+                                               SWEEP_PROBLEMS)
+from rcdepth_ros.core.runtime.stats import Counters, LatencyStats, RateMeter, Throttle
 from rcdepth_ros.errors import ConfigError, FrameError, RcdepthError
 from rcdepth_ros.nodes import diagnostics, params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
@@ -132,7 +132,7 @@ class DepthNode(LifecycleNode):
     @logged_transition
     def on_configure(self, state):
         """Load the model and create the publishers; FAILURE (with the reason logged) on a bad checkpoint."""
-        from rcdepth_ros.core.bundled_model import resolve_model_path
+        from rcdepth_ros.core.inference.bundled_model import resolve_model_path
         self._values = params.values(self)
         values = self._values
         self._log_parameters()
@@ -160,7 +160,7 @@ class DepthNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _load_engine(self, model_path, values):
-        from rcdepth_ros.core.engine import InferenceEngine
+        from rcdepth_ros.core.inference.engine import InferenceEngine
         import torch
         if values['num_threads'] > 0:
             torch.set_num_threads(int(values['num_threads']))
@@ -213,7 +213,7 @@ class DepthNode(LifecycleNode):
         return super().on_activate(state)
 
     def _subscribe(self, values):
-        from rcdepth_ros.core.sync import message_filters_available, SimpleFilter
+        from rcdepth_ros.core.runtime.sync import message_filters_available, SimpleFilter
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
         qos = qos_from_string(values['qos.input'], values['qos.input_depth'])
         compressed = str(values['image_transport']).lower() == 'compressed'
@@ -243,7 +243,7 @@ class DepthNode(LifecycleNode):
         names = ', '.join(self.resolve_topic_name(t) for _, t in inputs)
         self.get_logger().info(f'subscribed to {names}, {self.resolve_topic_name("camera_info")} with QoS '
                                f'{values["qos.input"]} ({describe_qos(qos)}); synchroniser '
-                               f'{"message_filters" if use_message_filters else "rcdepth_ros.core.sync"} '
+                               f'{"message_filters" if use_message_filters else "rcdepth_ros.core.runtime.sync"} '
                                f'(queue {values["queue_size"]}, slop {values["slop"]} s)')
 
     def _unsubscribe(self):
@@ -399,8 +399,8 @@ class DepthNode(LifecycleNode):
             return False
 
     def _publish(self, result, wanted):
-        from rcdepth_ros.core.conversions import depth_to_image_msg, numpy_to_image
-        from rcdepth_ros.core.msgtypes import ros_message_types
+        from rcdepth_ros.core.messages.images import depth_to_image_msg, numpy_to_image
+        from rcdepth_ros.core.messages.msgtypes import ros_message_types
         from rcdepth_ros.core.sensor_types import CameraIntrinsics
         types = ros_message_types()
         header = result.request.header
@@ -425,11 +425,11 @@ class DepthNode(LifecycleNode):
 
     @staticmethod
     def _model_camera_info(intrinsics, header, types):
-        from rcdepth_ros.core.conversions import intrinsics_to_camera_info
+        from rcdepth_ros.core.messages.camera_info import intrinsics_to_camera_info
         return intrinsics_to_camera_info(intrinsics, header, types)
 
     def _colorize(self, depth):
-        from rcdepth_ros.core.visualize import colorize
+        from rcdepth_ros.core.pictures.colour import colorize
         values = self._values
         return colorize(depth, values['debug.color_min'], values['debug.color_max'], values['debug.colormap'],
                         invert=True)

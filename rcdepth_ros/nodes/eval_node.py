@@ -5,11 +5,12 @@ Subscribes (relative names, remapped in launch) to ``depth/image`` and ``depth/c
 outputs) and ``lidar/points`` (the bag's lidar). Each depth image is paired with the lidar cloud nearest to its
 stamp within ``match_tolerance`` (header stamps only) and the camera_info of its stamp; the lidar is moved into the
 camera frame (tf2 or parameter extrinsics, as the depth node) and projected at the depth image's resolution, and
-the frame is evaluated with ``core.pipeline.evaluate_frame`` — exactly what ``rcdepth eval-bag`` does offline.
+the frame is scored with ``evaluation.frames.evaluate_frame``, as ``rcdepth eval-bag`` and ``rcdepth eval`` score
+theirs.
 
 A depth frame is evaluated once a lidar cloud stamped at or after it has arrived (a later cloud can only be
-farther) or at shutdown. The report (``output``) is the metrics JSON of ``core.metrics`` with ``per_frame``, plus
-``evaluation``: counts of depth frames, lidar clouds, evaluated and unmatched frames.
+farther) or at shutdown. The report (``output``) is the metrics JSON of ``evaluation.metrics`` with ``per_frame``,
+plus ``evaluation``: counts of depth frames, lidar clouds, evaluated and unmatched frames.
 """
 
 import json
@@ -17,11 +18,11 @@ import os
 from pathlib import Path
 import threading
 
-from rcdepth_ros.core.metrics import MetricsAccumulator
-from rcdepth_ros.core.msgtypes import stamp_to_ns
-from rcdepth_ros.core.pipeline import evaluate_frame, lidar_ground_truth
-from rcdepth_ros.core.radar_cache import StampedCache
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
+from rcdepth_ros.core.runtime.caches import StampedCache
 from rcdepth_ros.errors import ConfigError, RcdepthError
+from rcdepth_ros.evaluation.frames import evaluate_frame, lidar_ground_truth
+from rcdepth_ros.evaluation.metrics import MetricsAccumulator
 from rcdepth_ros.nodes import params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
 from rcdepth_ros.nodes.tf_source import make_extrinsics
@@ -125,7 +126,7 @@ class EvalNode(Node):
             self.get_logger().warning(f'depth at {stamp / 1e9:.3f} s cannot be evaluated: {exc}')
 
     def report(self):
-        """Return the report dict (metrics JSON of core.metrics with per_frame, plus ``evaluation`` counts)."""
+        """Return the report dict (metrics JSON of evaluation.metrics with per_frame, plus ``evaluation`` counts)."""
         with self.lock:
             result = self.accumulator.result()
             counts = dict(self.counts)
@@ -145,7 +146,8 @@ class EvalNode(Node):
 
 def evaluate_depth_message(depth_msg, info_msg, lidar_msg, extrinsics):
     """Return the FrameMetrics of a published depth Image against a lidar PointCloud2 (the shared core path)."""
-    from rcdepth_ros.core.conversions import camera_info_to_intrinsics, image_to_numpy
+    from rcdepth_ros.core.messages.camera_info import camera_info_to_intrinsics
+    from rcdepth_ros.core.messages.images import image_to_numpy
     depth = image_to_numpy(depth_msg)
     if depth_msg.encoding != '32FC1':
         raise ConfigError(f'depth image encoding {depth_msg.encoding}: the evaluator reads 32FC1 metres')

@@ -18,8 +18,8 @@ import typing
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.visualize import COLORMAPS
+from rcdepth_ros.core.geometry.transforms import as_transform, transform_from_translation_quaternion
+from rcdepth_ros.core.pictures.colour import COLORMAPS
 from rcdepth_ros.errors import ConfigError, RcdepthError
 from rcdepth_ros.nodes.qos import QOS_NAMES
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -223,10 +223,10 @@ def extrinsics_from_parameters(node):
                 if len(matrix) != 16:
                     raise ConfigError(f'extrinsics.{frame}.matrix needs 16 numbers (row-major 4x4), got '
                                       f'{len(matrix)}')
-                transforms[frame] = geometry.as_transform(np.asarray(matrix, dtype=np.float64).reshape(4, 4),
-                                                          f'extrinsics.{frame}.matrix')
+                transforms[frame] = as_transform(np.asarray(matrix, dtype=np.float64).reshape(4, 4),
+                                                 f'extrinsics.{frame}.matrix')
             elif translation is not None and rotation is not None and len(translation) == 3 and len(rotation) == 4:
-                transforms[frame] = geometry.transform_from_translation_quaternion(translation, rotation)
+                transforms[frame] = transform_from_translation_quaternion(translation, rotation)
             else:
                 raise ConfigError(f'extrinsics for frame {frame!r}: give extrinsics.{frame}.matrix (16 numbers) or '
                                   f'extrinsics.{frame}.translation (3) and extrinsics.{frame}.rotation (4: x y z w)')
@@ -243,6 +243,6 @@ def extrinsics_overrides(transforms, camera_frame=''):
     out = {'extrinsics.source': 'parameters', 'extrinsics.camera_frame': str(camera_frame),
            'extrinsics.frames': frames or ['']}
     for frame in frames:
-        T = geometry.as_transform(transforms[frame], f'extrinsics of {frame!r}')
+        T = as_transform(transforms[frame], f'extrinsics of {frame!r}')
         out[f'extrinsics.{frame}.matrix'] = [float(v) for v in T.reshape(-1)]
     return out

@@ -1,14 +1,15 @@
 """
 Extrinsics for a node: tf2 when ``tf2_ros`` is importable (a ROS 2 install), else fixed transforms from parameters.
 
-Both answer ``lookup(target, target_ns, source, source_ns) -> T_target_from_source`` (``core.extrinsics``). With
-tf2 and a fixed frame, the lookup is ``lookup_transform_full(target, t_image, source, t_radar, fixed)``: a sweep
-fired before the exposure lands where the vehicle was then; without a fixed frame it is ``lookup_transform`` at the
-sweep's stamp. A missing transform raises ProjectionError (the node counts the sweep as in an unknown frame).
+Both answer ``lookup(target, target_ns, source, source_ns) -> T_target_from_source``
+(``core.geometry.extrinsics``). With tf2 and a fixed frame, the lookup is
+``lookup_transform_full(target, t_image, source, t_radar, fixed)``: a sweep fired before the exposure lands where the
+vehicle was then; without a fixed frame it is ``lookup_transform`` at the sweep's stamp. A missing transform raises
+ProjectionError (the node counts the sweep as in an unknown frame).
 """
 
 from rcdepth_ros.core.bags.tf import transform_to_matrix
-from rcdepth_ros.core.extrinsics import StaticExtrinsics
+from rcdepth_ros.core.geometry.extrinsics import StaticExtrinsics
 from rcdepth_ros.errors import ConfigError, ProjectionError, RcdepthError
 from rcdepth_ros.nodes.params import extrinsics_from_parameters
 

@@ -6,16 +6,15 @@ from pathlib import Path
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from rcdepth_ros.cli import main
-from rcdepth_ros.commands.eval_bag import evaluate_bag
 from rcdepth_ros.core.bags import bag_frames, write_bag
-from rcdepth_ros.core.engine import InferenceEngine
-from rcdepth_ros.core.evaluation import output_coverage
-from rcdepth_ros.core.metrics import compute_frame_metrics
+from rcdepth_ros.core.inference.engine import InferenceEngine
 from rcdepth_ros.data.synthetic import SyntheticConfig, SyntheticReader
+from rcdepth_ros.evaluation.bags import evaluate_bag
+from rcdepth_ros.evaluation.frames import crop_to_field_of_view
+from rcdepth_ros.evaluation.metrics import compute_frame_metrics
 from rcdepth_ros.models import save_checkpoint
 from rcdepth_ros.ros_env import configure_ros_environment
 
@@ -43,12 +42,12 @@ def test_eval_bag_writes_the_metrics_of_every_frame(drive_bag, checkpoint, tmp_p
 
 
 def test_eval_bag_agrees_with_the_core_on_the_bag_frames(drive_bag, tiny_student):
-    """The same numbers as the engine on BagFrame inputs, with the coverage mask of ``rcdepth eval``."""
+    """The same numbers as the engine on BagFrame inputs, in the field of view every scorer uses."""
     engine = InferenceEngine(tiny_student, device='cpu')
     result, _ = evaluate_bag(drive_bag, engine)
     for frame, metrics in zip(bag_frames(drive_bag), result.frame_list):
         inference = engine.infer(frame.rgb(), frame.radar_points(), frame.intrinsics())
-        gt = np.where(output_coverage(inference.model_input.transform), frame.ground_truth(), 0.0)
+        gt = crop_to_field_of_view(frame.ground_truth(), inference.depth)
         reference = compute_frame_metrics(inference.depth, gt, frame_id=str(frame.stamp_ns))
         assert metrics.valid_pixels == reference.valid_pixels
         assert metrics.caps['80']['mae'] == pytest.approx(reference.caps['80']['mae'], rel=1e-5)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rcdepth_ros.core.bundled_model import bundled_model_path, resolve_model_path
+from rcdepth_ros.core.inference.bundled_model import bundled_model_path, resolve_model_path
 from rcdepth_ros.errors import CheckpointError
 
 

@@ -8,8 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
-from rcdepth_ros.core.engine import InferenceEngine, resolve_device
-from rcdepth_ros.core.geometry import prepare_model_input
+from rcdepth_ros.core.geometry.model_input import prepare_model_input
+from rcdepth_ros.core.inference.engine import InferenceEngine, resolve_device
 from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
 from rcdepth_ros.errors import ConfigError, ModelInputError, ProjectionError
 from rcdepth_ros.models import build_model, save_checkpoint

@@ -7,13 +7,13 @@ from hypothesis import given, strategies as st
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import conversions
-from rcdepth_ros.core.conversions import (
-    columns_to_structured, numpy_to_pointcloud2, pointcloud2_dtype, pointcloud2_field_names, POINTFIELD_DTYPES,
-    read_points)
-from rcdepth_ros.core.msgtypes import make_header, ros_message_types, rosbags_message_types
-from rcdepth_ros.core.radar import pointcloud2_to_radar, radar_to_pointcloud2, RadarFieldMap, read_nuscenes_pcd
+from rcdepth_ros.core.messages import clouds
+from rcdepth_ros.core.messages.clouds import (columns_to_structured, numpy_to_pointcloud2, pointcloud2_dtype,
+                                              pointcloud2_field_names, POINTFIELD_DTYPES, read_points)
+from rcdepth_ros.core.messages.msgtypes import make_header, ros_message_types, rosbags_message_types
+from rcdepth_ros.core.messages.radar import pointcloud2_to_radar, radar_to_pointcloud2, RadarFieldMap
 from rcdepth_ros.core.sensor_types import RadarPoints
+from rcdepth_ros.data.radar_files import read_nuscenes_pcd
 from rcdepth_ros.errors import ConversionError, RadarFormatError
 
 FLAVOURS = ['rclpy', 'rosbags']
@@ -296,7 +296,7 @@ def test_read_points_identical_to_sensor_msgs_py_port(layout, monkeypatch):
         np.testing.assert_array_equal(own[name], expected[name])
         assert own[name].dtype.base == expected[name].dtype.newbyteorder('=')
     # The delegation path: sensor_msgs_py when importable. Its PyPI port is a real implementation of that API.
-    monkeypatch.setattr(conversions, '_point_cloud2', lambda: reference)
+    monkeypatch.setattr(clouds, '_point_cloud2', lambda: reference)
     delegated = read_points(msg)
     assert delegated.dtype == own.dtype and delegated.tobytes() == own.tobytes()
     subset = read_points(msg, fields=names[::-1][:2], skip_nans=True)

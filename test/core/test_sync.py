@@ -6,10 +6,10 @@ from hypothesis import given, strategies as st
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import sync as sync_module
-from rcdepth_ros.core.msgtypes import make_header, ros_message_types
-from rcdepth_ros.core.sync import (
-    ApproximateTimeSynchronizer, CountingSynchronizer, make_synchronizer, message_stamp_ns, SimpleFilter)
+from rcdepth_ros.core.messages.msgtypes import make_header, ros_message_types
+from rcdepth_ros.core.runtime import sync as sync_module
+from rcdepth_ros.core.runtime.sync import (ApproximateTimeSynchronizer, CountingSynchronizer, make_synchronizer,
+                                           message_stamp_ns, SimpleFilter)
 from rcdepth_ros.errors import RcdepthError, SyncError
 
 MS = 1_000_000

@@ -8,7 +8,7 @@ from rcdepth_ros.errors import DatasetError
 
 
 def test_sources_and_default_roots(monkeypatch, tmp_path):
-    assert registry.source_names() == ('astyx', 'nuscenes', 'zju', 'synthetic')
+    assert registry.source_names() == ('astyx', 'nuscenes', 'zju', 'synthetic', 'bag')
     monkeypatch.setenv('RCDEPTH_DATA', str(tmp_path))
     assert registry.default_root('astyx') == tmp_path / 'astyx_hires2019'
     assert registry.default_root('synthetic') is None

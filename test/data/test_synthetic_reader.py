@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rcdepth_ros.config import from_dict, InputConfig, RADAR_CHANNELS
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.model_input import prepare_model_input
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.data.sample import Sample
 from rcdepth_ros.data.synthetic import synthetic_config, SyntheticConfig, SyntheticReader
@@ -86,7 +86,7 @@ def test_sample_format():
     assert sample.extrinsics['radar'][2, 3] > 1.0
     assert all(box.frame_id == sample.frames['camera'] for box in sample.boxes)
     # The model input can be built from it.
-    model_input = geometry.prepare_model_input(sample.image, sample.radar, K, InputConfig(height=64, width=128))
+    model_input = prepare_model_input(sample.image, sample.radar, K, InputConfig(height=64, width=128))
     assert model_input.image.shape == (3, 64, 128)
 
 

@@ -3,9 +3,9 @@
 import gc
 import time
 
-from rcdepth_ros.core.frame_messages import CAMERA_FRAME, FrameMessageFactory
 from rcdepth_ros.nodes.depth_node import DepthNode
 from rcdepth_ros.nodes.runtime import bring_up
+from support.frame_messages import CAMERA_FRAME, FrameMessageFactory
 
 
 def node_parameters(checkpoint, **extra):

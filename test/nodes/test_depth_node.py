@@ -4,9 +4,9 @@ from node_harness import node_parameters, PERIOD, Rig, SlowEngine, T0
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.conversions import image_to_numpy
-from rcdepth_ros.core.msgtypes import stamp_to_ns
+from rcdepth_ros.core.geometry.projection import sparse_depth_image
+from rcdepth_ros.core.messages.images import image_to_numpy
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
 from rcdepth_ros.nodes.depth_node import DepthNode
 from rcdepth_ros.nodes.diagnostics import status_values
 from rcdepth_ros.nodes.runtime import bring_up
@@ -39,7 +39,7 @@ def test_one_output_per_matched_frame_with_the_input_header(harness, tiny_checkp
     assert (radar_msg.height, radar_msg.width, radar_msg.encoding) == (64, 128, '32FC1')
     K_model = np.asarray(radar_info.k).reshape(3, 3)
     truth = messages.radar_camera(stamps[-1])
-    expected = geometry.sparse_depth_image(truth.xyz, K_model, 128, 64, 1.0, 100.0)
+    expected = sparse_depth_image(truth.xyz, K_model, 128, 64, 1.0, 100.0)
     got = np.nan_to_num(image_to_numpy(radar_msg))
     assert (expected > 0).sum() > 5 and np.allclose(got, expected, atol=1e-3)
     report = rig.node.report()

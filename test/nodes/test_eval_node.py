@@ -6,11 +6,11 @@ from node_harness import Harness
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.conversions import depth_to_image_msg
-from rcdepth_ros.core.frame_messages import CAMERA_FRAME, FrameMessageFactory
+from rcdepth_ros.core.geometry.projection import sparse_depth_image
+from rcdepth_ros.core.messages.images import depth_to_image_msg
 from rcdepth_ros.nodes.eval_node import EvalNode
 from rcdepth_ros.nodes.params import extrinsics_overrides
+from support.frame_messages import CAMERA_FRAME, FrameMessageFactory
 
 T0 = 1_700_000_000 * 10 ** 9
 
@@ -32,7 +32,7 @@ def test_depth_equal_to_the_lidar_scores_zero_and_unmatched_frames_are_counted(r
         K = messages.intrinsics.K
         for i in range(3):
             stamp = T0 + i * 100_000_000
-            truth = geometry.sparse_depth_image(messages.lidar_camera(stamp), K, 160, 120)
+            truth = sparse_depth_image(messages.lidar_camera(stamp), K, 160, 120)
             depth = np.where(truth > 0, truth, 30.0).astype(np.float32)
             depth[:10] = np.nan                                  # rows outside the model's view: not evaluated
             header = messages.header(stamp, CAMERA_FRAME)

@@ -3,10 +3,10 @@
 from node_harness import PERIOD, Rig, T0
 import numpy as np
 
-from rcdepth_ros.core.frame_messages import FrameMessageFactory
-from rcdepth_ros.core.msgtypes import stamp_to_ns
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
 from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.nodes.diagnostics import status_values
+from support.frame_messages import FrameMessageFactory
 
 
 def _stamp(i):

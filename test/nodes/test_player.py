@@ -6,7 +6,7 @@ from node_harness import Harness
 import pytest
 
 from rcdepth_ros.core.bags import read_bag_messages, write_bag
-from rcdepth_ros.core.msgtypes import stamp_to_ns
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
 from rcdepth_ros.data.synthetic import SyntheticConfig, SyntheticReader
 from rcdepth_ros.errors import BagError
 from rcdepth_ros.nodes.player import BagPlayer, message_class, publisher_qos

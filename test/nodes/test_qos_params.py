@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.transforms import transform_from_translation_quaternion
 from rcdepth_ros.errors import ConfigError
 from rcdepth_ros.nodes import params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string, QOS_NAMES
@@ -54,7 +54,7 @@ def test_validate_names_the_parameter():
 def test_extrinsics_from_parameters(ros_context):
     from rclpy.node import Node
     from rclpy.parameter import Parameter
-    T = geometry.transform_from_translation_quaternion((1.0, -0.5, 0.2), (0.1, 0.2, 0.3, 0.9))
+    T = transform_from_translation_quaternion((1.0, -0.5, 0.2), (0.1, 0.2, 0.3, 0.9))
     overrides = params.extrinsics_overrides({'radar': T}, 'cam')
     overrides['extrinsics.frames'] = ['radar', 'lidar']
     overrides['extrinsics.lidar.translation'] = [0.0, 0.0, 1.0]

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 from rcdepth_ros.config import to_dict
-from rcdepth_ros.core.engine import resolve_device
+from rcdepth_ros.core.inference.engine import resolve_device
 from rcdepth_ros.errors import ConfigError, TrainingError
 from rcdepth_ros.models import build_model, load_checkpoint, save_checkpoint
 import torch
@@ -64,7 +64,7 @@ def resolve_precision(amp, device):
 
 def best_score(result, metric, cap):
     """Return the selection score of a MetricsResult (lower is better; delta metrics are negated)."""
-    from rcdepth_ros.core.metrics import cap_key
+    from rcdepth_ros.evaluation.metrics import cap_key
     value = (result.caps.get(cap_key(cap)) or {}).get(metric)
     if value is None:
         return None

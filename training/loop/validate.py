@@ -2,13 +2,13 @@
 Fast validation during training: the student at model resolution against the lidar GT at model resolution.
 
 This only steers training (curves, the best-by-validation checkpoint). The numbers of the tables come from
-``rcdepth eval`` / ``rcdepth_ros.core.evaluation``: the protocol of ``../shared/docs/method.md`` section 4 at the
-ORIGINAL image resolution, through the same inference engine as the node. Both use ``core.metrics``.
+``rcdepth eval`` / ``rcdepth_ros.evaluation``: the protocol of ``../shared/docs/method.md`` section 4 at the
+ORIGINAL image resolution, through the same inference engine as the node. Both use ``evaluation.metrics``.
 """
 
 import contextlib
 
-from rcdepth_ros.core.metrics import MetricsAccumulator
+from rcdepth_ros.evaluation.metrics import MetricsAccumulator
 import torch
 
 

@@ -6,7 +6,7 @@ Depth-distribution KD: a depth map d becomes, per pixel, a distribution over K b
 so every pixel carries a target, not only the few with lidar). A student with a bin head may use its own logits
 for p_S instead (``student_log_distribution_from_logits``).
 
-Saliency KD: the student's Grad-CAM map (differentiable, ``rcdepth_ros.core.saliency.grad_cam`` with
+Saliency KD: the student's Grad-CAM map (differentiable, ``rcdepth_ros.core.inference.saliency.grad_cam`` with
 ``create_graph=True``) is pulled towards the teacher's (detached) by L1, L2 or cosine distance
 (``saliency_map_loss``); computing both maps in the training step is ``training.objective``'s job.
 """

@@ -24,7 +24,7 @@ import numpy as np
 from rcdepth_ros.core.bags.layout import BagLayout, offered_qos, TF_TYPE, TOPIC_RANK
 from rcdepth_ros.core.bags.messages import body_role, describe, ego_transforms, sample_messages, static_transforms
 from rcdepth_ros.core.bags.tf import tf_message, transform_stamped
-from rcdepth_ros.core.msgtypes import rosbags_message_types
+from rcdepth_ros.core.messages.msgtypes import rosbags_message_types
 from rcdepth_ros.errors import BagError
 
 STORAGES = ('mcap', 'sqlite3')

@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 
-from rcdepth_ros.core.geometry import invert_transform, transform_points
+from rcdepth_ros.core.geometry.transforms import invert_transform, transform_points
 from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
 from rcdepth_ros.data.boxes import Box3D
 from rcdepth_ros.data.readers import lidar_depth_image, rasterise_radar

@@ -8,7 +8,7 @@ evaluator are interchangeable. An unknown frame raises ProjectionError naming it
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.transforms import as_transform, invert_transform
 from rcdepth_ros.errors import ProjectionError, RcdepthError
 
 
@@ -23,7 +23,7 @@ class StaticExtrinsics:
     def __init__(self, transforms, camera_frame=''):
         """Validate every transform (finite 4x4 rigid, last row 0 0 0 1)."""
         self.camera_frame = str(camera_frame or '')
-        self.transforms = {str(frame): geometry.as_transform(T, f'extrinsics of frame {frame!r}')
+        self.transforms = {str(frame): as_transform(T, f'extrinsics of frame {frame!r}')
                            for frame, T in dict(transforms).items()}
 
     def frames(self):
@@ -47,7 +47,7 @@ class StaticExtrinsics:
         T_camera_from_source = self._to_camera(source_frame, camera)
         if target_frame == camera:
             return T_camera_from_source
-        return geometry.invert_transform(self._to_camera(target_frame, camera)) @ T_camera_from_source
+        return invert_transform(self._to_camera(target_frame, camera)) @ T_camera_from_source
 
 
 class TransformBufferExtrinsics:
@@ -92,7 +92,7 @@ def static_extrinsics_from_buffer(buffer, camera_frame):
         raise ProjectionError(f'static transforms: the tree above {frame!r} has a loop')
 
     camera_root, T_root_from_camera = to_root(camera_frame)
-    T_camera_from_root = geometry.invert_transform(T_root_from_camera)
+    T_camera_from_root = invert_transform(T_root_from_camera)
     frames = set(static) | {parent for parent, _ in static.values()}
     transforms = {}
     for frame in sorted(frames - {camera_frame}):

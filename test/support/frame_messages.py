@@ -3,18 +3,19 @@ The messages of one made-up camera + radar + lidar frame, for tests and benchmar
 
 ``FrameMessageFactory(types, width, height)`` builds, for a stamp, an rgb8 Image (or a CompressedImage), its
 CameraInfo, a radar PointCloud2 (x, y, z, rcs, v_r float32, in the radar frame) and a lidar PointCloud2 (x, y, z in
-the lidar frame), with message classes of either flavour (``core.msgtypes``). The scene is a reproducible random
-set of points in front of the camera; the sensors sit at known offsets (``T_camera_from_radar``,
+the lidar frame), with message classes of either flavour (``core.messages.msgtypes``). The scene is a reproducible
+random set of points in front of the camera; the sensors sit at known offsets (``T_camera_from_radar``,
 ``T_camera_from_lidar``) so a consumer that applies the extrinsics gets the points back in the camera frame.
 """
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.conversions import (intrinsics_to_camera_info, numpy_to_compressed, numpy_to_image,
-                                          numpy_to_pointcloud2)
-from rcdepth_ros.core.msgtypes import make_header
-from rcdepth_ros.core.radar import radar_to_pointcloud2
+from rcdepth_ros.core.geometry.transforms import invert_transform, transform_points
+from rcdepth_ros.core.messages.camera_info import intrinsics_to_camera_info
+from rcdepth_ros.core.messages.clouds import numpy_to_pointcloud2
+from rcdepth_ros.core.messages.images import numpy_to_compressed, numpy_to_image
+from rcdepth_ros.core.messages.msgtypes import make_header
+from rcdepth_ros.core.messages.radar import radar_to_pointcloud2
 from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
 
 CAMERA_FRAME = 'camera_optical'
@@ -102,7 +103,7 @@ class FrameMessageFactory:
     def radar(self, stamp_ns, frame_id=RADAR_FRAME, points=None):
         """Return the radar PointCloud2 of a stamp in ``frame_id`` (the radar frame by default)."""
         radar = self.radar_camera(stamp_ns) if points is None else points
-        moved = radar.transformed(geometry.invert_transform(T_CAMERA_FROM_RADAR), frame_id)
+        moved = radar.transformed(invert_transform(T_CAMERA_FROM_RADAR), frame_id)
         return radar_to_pointcloud2(moved, self.header(stamp_ns, frame_id), self.types,
                                     {'x': 'x', 'y': 'y', 'z': 'z', 'rcs': 'rcs', 'v_radial': 'v_r'})
 
@@ -112,8 +113,8 @@ class FrameMessageFactory:
 
     def lidar(self, stamp_ns, frame_id=LIDAR_FRAME):
         """Return the lidar PointCloud2 of a stamp (x, y, z float32 in the lidar frame)."""
-        xyz = geometry.transform_points(self.lidar_camera(stamp_ns),
-                                        geometry.invert_transform(T_CAMERA_FROM_LIDAR)).astype(np.float32)
+        xyz = transform_points(self.lidar_camera(stamp_ns),
+                               invert_transform(T_CAMERA_FROM_LIDAR)).astype(np.float32)
         return numpy_to_pointcloud2({'x': xyz[:, 0], 'y': xyz[:, 1], 'z': xyz[:, 2]},
                                     self.header(stamp_ns, frame_id), self.types)
 

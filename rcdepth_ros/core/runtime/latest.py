@@ -58,34 +58,13 @@ class LatestSlot:
             self.taken += 1
             return item
 
-    def clear(self):
-        """Discard a waiting item (counted as dropped); return it or None."""
-        with self._condition:
-            if not self._full:
-                return None
-            item = self._item
-            self._item = None
-            self._full = False
-            self.dropped += 1
-            return item
-
     def close(self):
         """Wake every waiting ``take`` (they return None once the slot is empty); later puts still store items."""
         with self._condition:
             self._closed = True
             self._condition.notify_all()
 
-    def reopen(self):
-        """Make ``take`` wait again after ``close`` (a node activated a second time)."""
-        with self._condition:
-            self._closed = False
-
     @property
     def closed(self):
-        """Return whether ``close`` was called (and not undone by ``reopen``)."""
+        """Return whether ``close`` was called."""
         return self._closed
-
-    def pending(self):
-        """Return 1 when an item waits, else 0."""
-        with self._condition:
-            return int(self._full)

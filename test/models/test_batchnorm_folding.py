@@ -2,8 +2,8 @@
 
 import pytest
 from rcdepth_ros.models import build_model, load_model_config
+from rcdepth_ros.models.batchnorm_folding import fold_conv_bn, fuse_batch_norm
 from rcdepth_ros.models.export import example_inputs
-from rcdepth_ros.models.fuse import fold_conv_bn, fuse_batch_norm
 from rcdepth_ros.paths import config_file
 import torch
 from torch import nn

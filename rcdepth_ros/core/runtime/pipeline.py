@@ -2,23 +2,19 @@
 One camera frame through the core, the same code for the live node and the offline bag evaluator.
 
 Matching (``FrameAssembler``): the image and the first radar are paired by the approximate-time policy
-(``core.sync``: the real message_filters synchroniser where importable, else the package's); every radar topic
-feeds a time-indexed cache (``core.radar_cache``); camera_info is cached, never synchronised. Inputs are
+(``runtime.sync``: the real message_filters synchroniser where importable, else the package's); every radar
+topic feeds a time-indexed cache (``runtime.caches``); camera_info is cached, never synchronised. Inputs are
 message_filters-style filters (``registerCallback``): ``message_filters.Subscriber`` in a node on a ROS install,
-``core.sync.SimpleFilter`` fed by subscription callbacks otherwise, and fed straight from a bag by the offline
+``runtime.sync.SimpleFilter`` fed by subscription callbacks otherwise, and fed straight from a bag by the offline
 evaluator, so both walk the same code. A stamp that jumps backwards by more than ``time_jump_s`` (a bag
 restarted, a loop) resets the synchroniser and the caches.
 
 Processing (``process_frame``): image -> RGB, camera_info -> intrinsics, each selected sweep parsed by field
 names, stripped of non-finite returns, moved into the camera frame at the image time by an extrinsics provider
-(``core.extrinsics`` or the node's tf2 source) and merged; then ``InferenceEngine.infer``. Problems with the whole
-frame raise ``FrameError`` (its ``reason`` is the diagnostics counter); problems with one sweep skip that sweep
-and are listed in ``FrameResult.issues`` as ``(reason, message)``.
-
-Evaluation helpers shared by the evaluator node and ``rcdepth eval-bag``: ``lidar_ground_truth`` (lidar moved
-into the camera frame, projected at the depth image's resolution, nearest point per pixel) and
-``evaluate_frame`` (``core.metrics`` on the depth as published: NaN where invalid; ground truth in the rows the
-model input does not cover, the evaluation crop of method.md section 4, is not evaluated).
+(``geometry.extrinsics`` or the node's tf2 source) and merged; then ``InferenceEngine.infer``. Problems with the
+whole frame raise ``FrameError`` (its ``reason`` is the diagnostics counter); problems with one sweep skip that
+sweep and are listed in ``FrameResult.issues`` as ``(reason, message)``. Scoring a processed frame against lidar
+is ``rcdepth_ros.evaluation.frames`` (above the core).
 """
 
 import collections
@@ -29,14 +25,14 @@ import typing
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.conversions import camera_info_to_intrinsics, image_to_rgb, read_points
-from rcdepth_ros.core.metrics import compute_frame_metrics, DEFAULT_CAPS
-from rcdepth_ros.core.radar import pointcloud2_to_radar
-from rcdepth_ros.core.radar_cache import RadarCache, StampedCache, Sweep
+from rcdepth_ros.core.geometry.projection import sparse_depth_image
+from rcdepth_ros.core.messages.camera_info import camera_info_to_intrinsics
+from rcdepth_ros.core.messages.images import image_to_rgb
+from rcdepth_ros.core.messages.radar import pointcloud2_to_radar
+from rcdepth_ros.core.runtime.caches import RadarCache, StampedCache, Sweep
+from rcdepth_ros.core.runtime.stats import Counters
+from rcdepth_ros.core.runtime.sync import make_synchronizer, message_stamp_ns, SimpleFilter
 from rcdepth_ros.core.sensor_types import RadarPoints
-from rcdepth_ros.core.stats import Counters
-from rcdepth_ros.core.sync import make_synchronizer, message_stamp_ns, SimpleFilter
 from rcdepth_ros.errors import FrameError, RcdepthError, SyncError
 
 # Counters of the frame-level and sweep-level problems, listed in diagnostics from the start.
@@ -400,40 +396,5 @@ def model_radar_depth(model_input, input_cfg, radar_cam):
     channels = tuple(input_cfg.radar_channels)
     if 'depth' in channels:
         return np.ascontiguousarray(model_input.radar_raw[:, :, channels.index('depth')])
-    return geometry.sparse_depth_image(radar_cam.xyz, model_input.K, input_cfg.width, input_cfg.height,
-                                       input_cfg.radar_min_depth, input_cfg.max_depth)
-
-
-def lidar_points_in_camera(lidar_msg, T_camera_from_lidar):
-    """Return the lidar cloud's x, y, z (N, 3) float32 moved into the camera frame (NaN points skipped)."""
-    points = read_points(lidar_msg, fields=('x', 'y', 'z'), skip_nans=True)
-    xyz = np.stack([points['x'], points['y'], points['z']], axis=1).astype(np.float64)
-    return geometry.transform_points(xyz, T_camera_from_lidar).astype(np.float32)
-
-
-def lidar_ground_truth(lidar_msg, T_camera_from_lidar, K, width, height):
-    """Return the sparse ground truth (H, W) float32 metres, 0 = none: lidar projected, nearest point per pixel."""
-    xyz = lidar_points_in_camera(lidar_msg, T_camera_from_lidar)
-    return geometry.sparse_depth_image(xyz, K, width, height)
-
-
-def eval_crop(gt, depth):
-    """
-    Return ``gt`` with the rows zeroed where ``depth`` has no finite value at all.
-
-    Those are the rows the model's input transform crops away (method.md section 4 evaluates the model's input
-    region); a NaN inside a row the model saw stays a failure of the prediction.
-    """
-    gt = np.asarray(gt, dtype=np.float32)
-    depth = np.asarray(depth)
-    if gt.shape != depth.shape:
-        raise FrameError(f'evaluation: ground truth {gt.shape} and depth {depth.shape} differ in size', 'gt_size')
-    seen_rows = np.isfinite(depth).any(axis=1)
-    if seen_rows.all():
-        return gt
-    return np.where(seen_rows[:, None], gt, np.float32(0.0))
-
-
-def evaluate_frame(depth, gt, stamp_ns, caps=DEFAULT_CAPS):
-    """Return the FrameMetrics of a published depth map against sparse ground truth, frame id = the stamp in ns."""
-    return compute_frame_metrics(depth, eval_crop(gt, depth), caps, frame_id=str(int(stamp_ns)))
+    return sparse_depth_image(radar_cam.xyz, model_input.K, input_cfg.width, input_cfg.height,
+                              input_cfg.radar_min_depth, input_cfg.max_depth)

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from rcdepth_ros.core.metrics import (
-    cap_key, compute_frame_metrics, METRIC_NAMES, MetricsAccumulator, MetricsResult)
 from rcdepth_ros.errors import MetricsError, RcdepthError
+from rcdepth_ros.evaluation.metrics import (cap_key, compute_frame_metrics, METRIC_NAMES, MetricsAccumulator,
+                                            MetricsResult)
 
 GT = np.array([[10.0, 20.0], [0.0, 60.0]])
 PRED = np.array([[12.0, 15.0], [5.0, 90.0]])

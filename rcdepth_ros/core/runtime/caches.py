@@ -84,15 +84,6 @@ class StampedCache:
                 return None
             return self._stamps[best[1]], self._items[best[1]]
 
-    def pop_until(self, stamp_ns):
-        """Remove and return every ``(stamp, item)`` with ``stamp <= stamp_ns``."""
-        with self._lock:
-            hi = bisect.bisect_right(self._stamps, int(stamp_ns))
-            out = list(zip(self._stamps[:hi], self._items[:hi]))
-            del self._stamps[:hi]
-            del self._items[:hi]
-            return out
-
     def newest_stamp(self):
         """Return the newest cached stamp, or None when empty."""
         with self._lock:

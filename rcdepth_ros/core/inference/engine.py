@@ -2,7 +2,7 @@
 The inference engine: checkpoint -> device -> preprocess -> forward -> depth / uncertainty / saliency.
 
 The live node and the offline evaluator both call ``InferenceEngine.infer``, so a number measured offline holds
-for the node. Preprocessing is ``rcdepth_ros.core.geometry.prepare_model_input`` and postprocessing
+for the node. Preprocessing is ``rcdepth_ros.core.geometry.model_input.prepare_model_input`` and postprocessing
 ``ImageTransform.restore``, the same functions the data set uses, so training and inference cannot drift.
 
 ``InferenceEngine(source, device='auto', half='auto', channels_last=True, saliency_layer=None, fuse_bn=True)``:
@@ -10,7 +10,7 @@ for the node. Preprocessing is ``rcdepth_ros.core.geometry.prepare_model_input``
 the caller's model is never changed). ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``; a
 CUDA device that is not available falls back to the CPU with a warning on the ``rcdepth_ros`` logger. ``half``:
 ``auto`` (fp16 on CUDA), ``True`` or ``False`` (fp16 is never used on the CPU). ``fuse_bn`` folds BatchNorm into
-the preceding convolutions (``rcdepth_ros.models.fuse``; same output within float rounding, measurably faster).
+the preceding convolutions (``models.batchnorm_folding``; same output within float rounding, measurably faster).
 Forward passes run under ``torch.inference_mode()``; Grad-CAM saliency, computed only when asked, runs the
 same single forward with gradients enabled below the saliency layer, plus one backward pass.
 
@@ -28,11 +28,11 @@ import time
 import typing
 
 import numpy as np
-from rcdepth_ros.core.geometry import ModelInput, prepare_model_input
-from rcdepth_ros.core.saliency import grad_cam, GradCAM, saliency_target
+from rcdepth_ros.core.geometry.model_input import ModelInput, prepare_model_input
+from rcdepth_ros.core.inference.saliency import grad_cam, GradCAM, saliency_target
 from rcdepth_ros.core.sensor_types import CameraIntrinsics
 from rcdepth_ros.errors import ConfigError, ModelInputError, ProjectionError
-from rcdepth_ros.models.fuse import fuse_batch_norm
+from rcdepth_ros.models.batchnorm_folding import fuse_batch_norm
 import torch
 
 LOGGER = logging.getLogger('rcdepth_ros')

@@ -22,7 +22,7 @@ import itertools
 import logging
 import threading
 
-from rcdepth_ros.core.msgtypes import stamp_to_ns
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
 from rcdepth_ros.errors import ConversionError, SyncError
 
 _LOG = logging.getLogger(__name__)

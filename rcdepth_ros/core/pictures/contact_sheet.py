@@ -12,7 +12,7 @@ import typing
 import cv2
 import numpy as np
 
-from rcdepth_ros.core.visualize import colorize, dilate_sparse
+from rcdepth_ros.core.pictures.colour import colorize, dilate_sparse
 
 PANELS = ('image', 'projected radar', 'depth', 'saliency', 'error |depth - lidar|')
 

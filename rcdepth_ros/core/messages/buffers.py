@@ -1,0 +1,62 @@
+"""
+What the message converters share: byte buffers, integer fields, and the switch to the real ROS tools.
+
+Reading is duck-typed: any object with the message's attributes works (rclpy classes, rosbags dataclasses,
+plain objects); ``data`` may be bytes, bytearray, array.array, memoryview or a numpy uint8 array.
+
+When the real ROS tools are importable (a ROS 2 install), Image <-> numpy goes through ``cv_bridge`` and
+PointCloud2 decoding through ``sensor_msgs_py.point_cloud2``; the package's own code is used otherwise. Set
+``RCDEPTH_ROS_TOOLS=0`` to force the package's own code.
+"""
+
+import os
+
+import numpy as np
+
+from rcdepth_ros.errors import ConversionError
+
+
+def nonnegative_int(msg, name, what):
+    """Return ``msg.<name>`` as an int >= 0; ConversionError naming ``what`` and the field otherwise."""
+    value = getattr(msg, name, None)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConversionError(f'{what}: {name} must be an integer, got {value!r}') from None
+    if number < 0:
+        raise ConversionError(f'{what}: {name} must be >= 0, got {number}')
+    return number
+
+
+def byte_buffer(data, what):
+    """Return ``data`` as a 1-D uint8 numpy array sharing its memory where possible."""
+    if isinstance(data, np.ndarray):
+        if data.dtype == np.uint8 and data.ndim == 1:
+            return data
+        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    if isinstance(data, (list, tuple)):
+        return np.asarray(data, dtype=np.uint8)
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise ConversionError(f'{what}: data of type {type(data).__name__} is not a byte buffer') from None
+    if view.nbytes == 0:
+        return np.zeros(0, np.uint8)
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    return np.frombuffer(view.cast('B'), dtype=np.uint8)
+
+
+def finish_array(arr, copy):
+    """Return a C-contiguous copy of ``arr`` (``copy``), else a read-only view of the message's buffer."""
+    if copy:
+        return np.array(arr, order='C', copy=True)
+    if arr.flags.writeable:
+        arr = arr.view()
+        arr.flags.writeable = False
+    return arr
+
+
+def ros_tools_enabled():
+    """Return False when ``RCDEPTH_ROS_TOOLS`` asks for the package's own code instead of the ROS tools."""
+    return os.environ.get('RCDEPTH_ROS_TOOLS', '1') not in ('0', 'false', 'no')
