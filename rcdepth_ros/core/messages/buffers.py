@@ -4,9 +4,9 @@ What the message converters share: byte buffers, integer fields, and the switch 
 Reading is duck-typed: any object with the message's attributes works (rclpy classes, rosbags dataclasses,
 plain objects); ``data`` may be bytes, bytearray, array.array, memoryview or a numpy uint8 array.
 
-When the real ROS tools are importable (a ROS 2 install), Image <-> numpy goes through ``cv_bridge`` and
-PointCloud2 decoding through ``sensor_msgs_py.point_cloud2``; the package's own code is used otherwise. Set
-``RCDEPTH_ROS_TOOLS=0`` to force the package's own code.
+When ROS 2's ``cv_bridge`` is importable (a ROS 2 install), Image <-> numpy goes through it for rclpy Image
+messages; the package's own code is used otherwise. Set ``RCDEPTH_ROS_TOOLS=0`` to force the package's own code.
+PointCloud2 decoding never goes through ``sensor_msgs_py`` (see ``messages.clouds`` for why).
 """
 
 import os

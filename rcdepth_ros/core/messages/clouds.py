@@ -2,34 +2,29 @@
 PointCloud2 messages <-> numpy structured arrays, without rclpy.
 
 Fields are read by name, offset and datatype (unaligned layouts and ``count > 1`` fields included); decoded
-arrays are packed, native-endian copies. Building is always the package's own: it is one ``tobytes()``, and
-``sensor_msgs_py``'s ``create_cloud`` marks every cloud non-dense and cannot express ``count > 1`` fields as one
-subarray field.
-"""
+arrays are packed, native-endian copies, and the message is never written to. Reading and building are always
+the package's own, also where ``sensor_msgs_py`` is installed:
 
-import functools
+- its ``read_points`` refuses every object that is not rclpy's ``sensor_msgs.msg.PointCloud2`` (clouds from
+  rosbags or any other class), and for a cloud whose byte order is not the machine's it byte-swaps the message's
+  own buffer in place, so a second read of the same message returns other values. Handing it only rclpy
+  messages, and only copies of them, would cost a full copy of every cloud to get what the structured view
+  below already gives; it also ignores ``row_step`` padding and cannot take a field named like another's
+  ``count > 1`` element (``a`` with count 2 beside ``a_0``). The tests compare this reader with its PyPI port
+  and, where it is installed, with the real one.
+- its ``create_cloud`` marks every cloud non-dense and cannot express ``count > 1`` fields as one subarray field;
+  building is one ``tobytes()``.
+"""
 
 import numpy as np
 
-from rcdepth_ros.core.messages.buffers import byte_buffer, nonnegative_int, ros_tools_enabled
+from rcdepth_ros.core.messages.buffers import byte_buffer, nonnegative_int
 from rcdepth_ros.core.messages.msgtypes import convert_header, ros_message_types
 from rcdepth_ros.errors import ConversionError
 
 
 POINTFIELD_DTYPES = {1: 'i1', 2: 'u1', 3: 'i2', 4: 'u2', 5: 'i4', 6: 'u4', 7: 'f4', 8: 'f8'}
 _DTYPE_TO_POINTFIELD = {np.dtype(v).str.lstrip('<>|='): k for k, v in POINTFIELD_DTYPES.items()}
-
-
-@functools.lru_cache(maxsize=None)
-def _point_cloud2():
-    """Return ``sensor_msgs_py.point_cloud2`` when importable, else None."""
-    if not ros_tools_enabled():
-        return None
-    try:
-        from sensor_msgs_py import point_cloud2
-    except ImportError:
-        return None
-    return point_cloud2
 
 
 def pointcloud2_dtype(fields, point_step, is_bigendian=False, what='point cloud'):
@@ -109,10 +104,7 @@ def read_points(msg, fields=None, skip_nans=False, reshape_organized=False):
                               f'{list(dtype.names)}')
     out_dtype = _packed_native(dtype, names)
     out = np.empty(height * width, dtype=out_dtype)
-    tool = _point_cloud2()
-    if tool is not None and row_step == width * point_step and len(out):
-        _read_with_tool(tool, msg, dtype, names, out)
-    elif len(out):
+    if len(out):
         records = np.ndarray((height, width), dtype=dtype, buffer=data, strides=(row_step, point_step))
         records = records.reshape(-1)
         for name in names:
@@ -128,28 +120,6 @@ def read_points(msg, fields=None, skip_nans=False, reshape_organized=False):
     if reshape_organized and height > 1:
         out = out.reshape(height, width)
     return out
-
-
-def _read_with_tool(tool, msg, dtype, names, out):
-    """Fill ``out`` through sensor_msgs_py's read_points (it names ``count > 1`` elements ``name_0``, ...)."""
-    requested = []
-    for name in names:
-        sub = dtype.fields[name][0]
-        count = int(np.prod(sub.shape)) if sub.shape else 1
-        requested.extend([f'{name}_{i}' for i in range(count)] if count > 1 else [name])
-    try:
-        points = tool.read_points(msg, field_names=requested, skip_nans=False)
-    except Exception as exc:  # noqa: B902 - ValueError / AssertionError from the ROS implementation
-        raise ConversionError(f'point cloud: sensor_msgs_py cannot read fields {names}: {exc}') from exc
-    points = np.asarray(points).reshape(-1)
-    for name in names:
-        sub = dtype.fields[name][0]
-        count = int(np.prod(sub.shape)) if sub.shape else 1
-        if count > 1:
-            for i in range(count):
-                out[name][:, i] = points[f'{name}_{i}']
-        else:
-            out[name] = points[name]
 
 
 def pointcloud2_field_names(msg):

@@ -4,12 +4,14 @@ Approximate-time matching of N inputs by header stamp, with per-input counters o
 ``ApproximateTimeSynchronizer`` reproduces ROS 2 Python ``message_filters.ApproximateTimeSynchronizer``
 (same constructor, ``registerCallback``, ``connectInput``, ``add``, ``queues``) for machines without
 message_filters: a message arriving on input i is stored in input i's queue keyed by its header stamp (a message
-with the same stamp replaces the queued one; beyond ``queue_size`` the oldest stamp is evicted, which can be the
-new message itself when it arrives late); the stamps of every other input within ``slop`` of the new one are
-tried nearest first (``itertools.product`` order), and the first combination whose spread ``max - min`` is below
-``slop`` and whose messages are all still queued is emitted and removed. If some other input has nothing within
-``slop``, nothing happens. Stamps always come from ``header.stamp``, never from wall time: a message without one
-is counted as dropped (``push`` raises SyncError; the filter path warns, as message_filters does).
+with the same stamp replaces the queued one and keeps its place; beyond ``queue_size`` the oldest stamp is
+evicted, which can be the new message itself when it arrives late); the stamps of every other input within
+``slop`` of the new one are tried nearest first (``itertools.product`` order), equally near ones in arrival
+order, so on a tie the message that arrived first wins whatever its stamp; the first combination whose spread
+``max - min`` is below ``slop`` and whose messages are all still queued is emitted and removed. If some other
+input has nothing within ``slop``, nothing happens. Stamps always come from ``header.stamp``, never from wall
+time: a message without one is counted as dropped (``push`` raises SyncError; the filter path warns, as
+message_filters does).
 
 ``CountingSynchronizer`` wraps either that class or the real message_filters one (which has no drop callback)
 and counts from the outside: received from callbacks on the input filters, matched from the output callback,
@@ -171,10 +173,12 @@ class ApproximateTimeSynchronizer(SimpleFilter):
         for j, queue in enumerate(self.queues):
             if j == index:
                 continue
-            near = sorted(((abs(s - stamp), s) for s in queue if abs(s - stamp) <= self.slop_ns))
+            # Nearest first; equally near stamps stay in the queue's order, i.e. the first to arrive first (a
+            # stable sort over the dict's insertion order, as message_filters does), never the earlier stamp.
+            near = sorted((s for s in queue if abs(s - stamp) <= self.slop_ns), key=lambda s: abs(s - stamp))
             if not near:
                 return None
-            candidates.append([s for _, s in near])
+            candidates.append(near)
         for combination in itertools.product(*candidates):
             stamps = list(combination)
             stamps.insert(index, stamp)
