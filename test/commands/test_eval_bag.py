@@ -17,6 +17,7 @@ from rcdepth_ros.evaluation.frames import crop_to_field_of_view
 from rcdepth_ros.evaluation.metrics import compute_frame_metrics
 from rcdepth_ros.models import save_checkpoint
 from rcdepth_ros.ros_env import configure_ros_environment
+from support.ros_libraries import forget_cached_imports, install_message_filters, install_sensor_msgs_py
 
 
 @pytest.fixture(scope='module')
@@ -39,6 +40,24 @@ def test_eval_bag_writes_the_metrics_of_every_frame(drive_bag, checkpoint, tmp_p
     assert written['evaluation']['matched'] == 3 and written['evaluation']['problems'] == {}
     assert written['caps']['80']['mae'] == pytest.approx(printed['caps']['80']['mae'])
     assert [f['frame_id'] for f in written['per_frame']] == [str(f.stamp_ns) for f in bag_frames(drive_bag)]
+
+
+def test_eval_bag_evaluates_every_frame_beside_the_real_ros_libraries(drive_bag, checkpoint, tmp_path, capsys,
+                                                                      monkeypatch):
+    """Where sensor_msgs_py and message_filters are installed (stand-ins here), bag messages are still read."""
+    pytest.importorskip('rclpy.time')
+    install_sensor_msgs_py(monkeypatch)
+    install_message_filters(monkeypatch)
+    try:
+        out = tmp_path / 'eval'
+        assert main(['eval-bag', str(drive_bag), '--model', str(checkpoint), '--out', str(out), '--device',
+                     'cpu']) == 0
+        written = json.loads((out / 'metrics.json').read_text())
+        assert written['frames'] == 3 and written['evaluation']['problems'] == {}
+    finally:
+        monkeypatch.undo()
+        forget_cached_imports()
+    capsys.readouterr()
 
 
 def test_eval_bag_agrees_with_the_core_on_the_bag_frames(drive_bag, tiny_student):

@@ -1,14 +1,12 @@
 """PointCloud2 <-> structured numpy: all datatypes, count, unaligned records, padding, organized, endianness."""
 
 import struct
-import sys
 import types as pytypes
 
 from hypothesis import given, strategies as st
 import numpy as np
 import pytest
 
-from rcdepth_ros.core.messages import clouds
 from rcdepth_ros.core.messages.clouds import (columns_to_structured, numpy_to_pointcloud2, pointcloud2_dtype,
                                               pointcloud2_field_names, POINTFIELD_DTYPES, read_points)
 from rcdepth_ros.core.messages.msgtypes import make_header, ros_message_types, rosbags_message_types
@@ -16,6 +14,7 @@ from rcdepth_ros.core.messages.radar import pointcloud2_to_radar, radar_to_point
 from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.data.radar_files import read_nuscenes_pcd
 from rcdepth_ros.errors import ConversionError, RadarFormatError
+from support.ros_libraries import forget_cached_imports, install_sensor_msgs_py
 
 FLAVOURS = ['rclpy', 'rosbags']
 STRUCT_CODES = {1: 'b', 2: 'B', 3: 'h', 4: 'H', 5: 'i', 6: 'I', 7: 'f', 8: 'd'}
@@ -316,56 +315,17 @@ def test_built_clouds_match_the_port_byte_for_byte():
 
 # -- where the real sensor_msgs_py is installed (issue 11, items 1-2) ----------------------------------------------
 #
-# sensor_msgs_py is not installable here. What its read_points does that matters to the package (jazzy source,
-# sensor_msgs_py/point_cloud2.py) is reproduced below from that description, not from its code: it refuses any
-# object that is not rclpy's sensor_msgs.msg.PointCloud2 (an assert), it views ``cloud.data`` through a native
-# dtype built from the fields (count > 1 fields become ``name_0``, ``name_1``, ...), and when the cloud's byte order
-# differs from the machine's it byte-swaps that view in place, i.e. it rewrites the message's own buffer.
-
-def _stand_in_sensor_msgs_py():
-    """Return a module object with the behaviour of sensor_msgs_py.point_cloud2.read_points described above."""
-    from sensor_msgs.msg import PointCloud2 as RclpyPointCloud2
-
-    def read_points(cloud, field_names=None, skip_nans=False, uvs=None, reshape_organized_cloud=False):
-        if not isinstance(cloud, RclpyPointCloud2):
-            raise AssertionError('Cloud is not a sensor_msgs.msg.PointCloud2')
-        names, formats, offsets = [], [], []
-        for field in cloud.fields:
-            base = np.dtype(POINTFIELD_DTYPES[field.datatype])
-            for k in range(field.count):
-                names.append(f'{field.name}_{k}' if field.count > 1 else field.name)
-                formats.append(base)
-                offsets.append(field.offset + k * base.itemsize)
-        dtype = np.dtype({'names': names, 'formats': formats, 'offsets': offsets, 'itemsize': cloud.point_step})
-        view = np.ndarray((cloud.width * cloud.height,), dtype=dtype, buffer=cloud.data)
-        if field_names is not None:
-            view = view[list(field_names)]
-        if (sys.byteorder == 'big') != bool(cloud.is_bigendian):
-            view = view.byteswap(inplace=True)
-        return view
-
-    package = pytypes.ModuleType('sensor_msgs_py')
-    module = pytypes.ModuleType('sensor_msgs_py.point_cloud2')
-    module.read_points = read_points
-    package.point_cloud2 = module
-    return package, module
-
+# sensor_msgs_py is not installable here; test/support/ros_libraries.py has a stand-in with the behaviour of its
+# read_points that broke the package: it refuses every cloud that is not rclpy's PointCloud2 and byte-swaps a
+# big-endian message's buffer in place.
 
 @pytest.fixture
 def sensor_msgs_py_installed(monkeypatch):
     """Make ``sensor_msgs_py.point_cloud2`` importable as the stand-in; forget any cached import of it."""
     pytest.importorskip('sensor_msgs.msg')
-    package, module = _stand_in_sensor_msgs_py()
-    monkeypatch.setitem(sys.modules, 'sensor_msgs_py', package)
-    monkeypatch.setitem(sys.modules, 'sensor_msgs_py.point_cloud2', module)
-    monkeypatch.delenv('RCDEPTH_ROS_TOOLS', raising=False)
-    for value in list(vars(clouds).values()):
-        if hasattr(value, 'cache_clear'):
-            value.cache_clear()
-    yield module
-    for value in list(vars(clouds).values()):
-        if hasattr(value, 'cache_clear'):
-            value.cache_clear()
+    yield install_sensor_msgs_py(monkeypatch)
+    monkeypatch.undo()
+    forget_cached_imports()
 
 
 def _big_endian_cloud(types):

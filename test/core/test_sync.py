@@ -11,6 +11,7 @@ from rcdepth_ros.core.runtime import sync as sync_module
 from rcdepth_ros.core.runtime.sync import (ApproximateTimeSynchronizer, CountingSynchronizer, make_synchronizer,
                                            message_stamp_ns, SimpleFilter)
 from rcdepth_ros.errors import RcdepthError, SyncError
+from support.ros_libraries import install_message_filters
 
 MS = 1_000_000
 
@@ -369,3 +370,48 @@ def test_invariants_on_random_streams(events, queue_size, slop_ms):
         assert stamps.max() - stamps.min() < slop_ms * MS
         assert [events[m.tag][0] for m in msgs] == [0, 1, 2], 'outputs are in input order'
     assert all(c.matched == len(emitted) for c in sync.counters)
+
+
+# -- where the real message_filters is installed --------------------------------------------------------------------
+#
+# Not installable here; test/support/ros_libraries.py has a stand-in whose synchroniser refuses stamps that are not
+# builtin_interfaces.msg.Time (rosbags messages, plain objects), as the real one does through rclpy.
+
+@pytest.fixture
+def message_filters_installed(monkeypatch):
+    pytest.importorskip('rclpy.time')
+    return install_message_filters(monkeypatch)
+
+
+def _rosbags_msg(stamp_ns):
+    from rcdepth_ros.core.messages.msgtypes import rosbags_message_types
+    types = rosbags_message_types()
+    return types.new('Image', header=make_header(types, stamp_ns, 'camera'))
+
+
+def test_the_stand_in_refuses_what_message_filters_refuses(message_filters_installed):
+    filters = [message_filters_installed.SimpleFilter(), message_filters_installed.SimpleFilter()]
+    message_filters_installed.ApproximateTimeSynchronizer(filters, 10, 0.05)
+    with pytest.raises(TypeError, match='builtin_interfaces'):
+        filters[0].signalMessage(_rosbags_msg(0))
+
+
+def test_messages_of_any_class_are_matched_where_message_filters_is_installed(message_filters_installed):
+    filters = [SimpleFilter(), SimpleFilter()]
+    sync = make_synchronizer(filters, queue_size=5, slop=0.05, names=['image', 'radar'])
+    got = []
+    sync.registerCallback(lambda *msgs: got.append(len(msgs)))
+    filters[0].signalMessage(_rosbags_msg(0))
+    filters[1].signalMessage(_rosbags_msg(3 * MS))
+    filters[1].signalMessage(_msg(200 * MS))
+    filters[0].signalMessage(pytypes.SimpleNamespace(header=pytypes.SimpleNamespace(
+        stamp=pytypes.SimpleNamespace(sec=0, nanosec=201 * MS))))
+    assert got == [2, 2] and sync.stats()['radar']['matched'] == 2
+
+
+def test_real_message_filters_inputs_get_the_real_synchroniser(message_filters_installed):
+    filters = [message_filters_installed.SimpleFilter(), message_filters_installed.SimpleFilter()]
+    sync = make_synchronizer(filters, queue_size=5, slop=0.05)
+    assert isinstance(sync.sync, message_filters_installed.ApproximateTimeSynchronizer)
+    assert not isinstance(make_synchronizer(filters, prefer_message_filters=False).sync,
+                          message_filters_installed.ApproximateTimeSynchronizer)

@@ -15,7 +15,8 @@ message_filters does).
 
 ``CountingSynchronizer`` wraps either that class or the real message_filters one (which has no drop callback)
 and counts from the outside: received from callbacks on the input filters, matched from the output callback,
-dropped = received - matched - still queued. ``make_synchronizer`` picks the real one when importable.
+dropped = received - matched - still queued. ``make_synchronizer`` picks the real one for real message_filters
+inputs when importable.
 Every message ends in exactly one of: matched, dropped, or still queued.
 """
 
@@ -283,15 +284,19 @@ def message_filters_available():
 
 def make_synchronizer(filters, queue_size=10, slop=0.05, names=None, prefer_message_filters=True):
     """
-    Return a CountingSynchronizer over ``filters``: the real message_filters synchroniser when importable.
+    Return a CountingSynchronizer over ``filters``: the real message_filters synchroniser where it can serve.
 
-    ``filters`` are ``message_filters.Subscriber`` objects on a ROS install, or ``SimpleFilter`` inputs fed by
-    subscription callbacks. Counters and ``registerCallback`` behave the same either way.
+    The real one serves only real message_filters inputs (``message_filters.Subscriber`` on a ROS install), whose
+    messages are rclpy messages: it turns every stamp into ``rclpy.time.Time.from_msg``, which refuses anything
+    but ``builtin_interfaces.msg.Time`` (a rosbags message, a plain object), so inputs that are the package's
+    ``SimpleFilter`` (fed from bags, by the offline evaluator, by tests) get the package's synchroniser, which
+    gives the same pairs. Counters and ``registerCallback`` behave the same either way.
     """
     filters = list(filters)
     if prefer_message_filters and message_filters_available():
-        import message_filters
-        sync = message_filters.ApproximateTimeSynchronizer(filters, queue_size, slop)
-    else:
-        sync = ApproximateTimeSynchronizer(filters, queue_size, slop, names=names)
+        import message_filters  # optional: only on a ROS 2 install
+        if all(isinstance(f, message_filters.SimpleFilter) for f in filters):
+            sync = message_filters.ApproximateTimeSynchronizer(filters, queue_size, slop)
+            return CountingSynchronizer(sync, filters, names)
+    sync = ApproximateTimeSynchronizer(filters, queue_size, slop, names=names)
     return CountingSynchronizer(sync, filters, names)
