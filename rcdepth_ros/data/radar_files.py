@@ -19,6 +19,8 @@ _PCD_TYPES = {('F', 4): '<f4', ('F', 8): '<f8', ('I', 1): 'i1', ('I', 2): '<i2',
               ('U', 1): 'u1', ('U', 2): '<u2', ('U', 4): '<u4', ('U', 8): '<u8'}
 _PCD_HEADER_KEYS = ('VERSION', 'FIELDS', 'SIZE', 'TYPE', 'COUNT', 'WIDTH', 'HEIGHT', 'VIEWPOINT', 'POINTS', 'DATA')
 _NUSCENES_STAMP = re.compile(r'__(\d{16})\.pcd$')
+# A record larger than this is a corrupt header, not a point (nuScenes radar: 43 bytes, lidar: 20 bytes).
+_MAX_RECORD_BYTES = 1 << 20
 
 
 def _read_bytes(path, what):
@@ -93,6 +95,9 @@ def pcd_dtype(header, path='<pcd>'):
             formats.append((_PCD_TYPES[key], (count,)) if count > 1 else _PCD_TYPES[key])
             offsets.append(offset)
         offset += size * count
+        if offset > _MAX_RECORD_BYTES:
+            raise RadarFormatError(f'PCD {path}: field {name!r} (SIZE {size} x COUNT {count}) makes a record larger '
+                                   f'than {_MAX_RECORD_BYTES} bytes: a corrupt header')
     return np.dtype({'names': names, 'formats': formats, 'offsets': offsets, 'itemsize': offset})
 
 
@@ -110,6 +115,8 @@ def read_pcd(path):
     width, height, points = (_pcd_int(header, k, path) for k in ('WIDTH', 'HEIGHT', 'POINTS'))
     if width * height != points:
         raise RadarFormatError(f'PCD {path}: WIDTH x HEIGHT = {width} x {height} does not match POINTS {points}')
+    if points and not dtype.itemsize:
+        raise RadarFormatError(f'PCD {path}: POINTS {points} but FIELDS/SIZE/COUNT give records of 0 bytes')
     data_kind = header['DATA'][0].lower() if header['DATA'] else ''
     body = raw[pos:]
     if data_kind == 'binary':
@@ -138,7 +145,18 @@ def _pcd_ascii(body, header, dtype, points, path):
     col = 0
     for name, count in zip(header['FIELDS'], counts):
         if name != '_':
-            out[name] = values[:, col:col + count].reshape(out[name].shape)
+            column = values[:, col:col + count]
+            kind = out[name].dtype
+            if kind.kind in 'iu':
+                info = np.iinfo(kind)
+                fits = np.isfinite(column) & (column == np.round(column)) & (column >= info.min) & \
+                    (column <= info.max)
+                if not fits.all():
+                    bad = column[~fits][0]
+                    raise RadarFormatError(f'PCD {path}: field {name!r} ({kind}) holds {bad!r}, not an integer in '
+                                           f'[{info.min}, {info.max}]')
+            with np.errstate(over='ignore'):    # beyond float32: inf, i.e. an invalid return, as in binary data
+                out[name] = column.reshape(out[name].shape)
         col += count
     return out
 

@@ -16,16 +16,39 @@ import numpy as np
 from rcdepth_ros.errors import ConversionError
 
 
-def nonnegative_int(msg, name, what):
-    """Return ``msg.<name>`` as an int >= 0; ConversionError naming ``what`` and the field otherwise."""
+# Every size and offset field of Image, CameraInfo, PointCloud2 and PointField is a uint32 (datatype a uint8).
+UINT32_MAX = 2 ** 32 - 1
+
+
+def nonnegative_int(msg, name, what, maximum=UINT32_MAX):
+    """
+    Return ``msg.<name>`` as an int in [0, ``maximum``]; ConversionError naming ``what`` and the field otherwise.
+
+    Only integer values are taken (a float must be integral): ``int()`` would turn 0.5 into 0 and '12' into 12.
+    """
     value = getattr(msg, name, None)
-    try:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         number = int(value)
-    except (TypeError, ValueError):
-        raise ConversionError(f'{what}: {name} must be an integer, got {value!r}') from None
+    elif isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        number = int(value)
+    else:
+        raise ConversionError(f'{what}: {name} must be an integer, got {str(value)[:40]!r}')
     if number < 0:
         raise ConversionError(f'{what}: {name} must be >= 0, got {number}')
+    if number > maximum:
+        raise ConversionError(f'{what}: {name} must be <= {maximum}, got {number}')
     return number
+
+
+def float_vector(msg, name, what):
+    """Return ``msg.<name>`` as a 1-D float64 array; ConversionError naming ``what`` and the field otherwise."""
+    value = getattr(msg, name, ())
+    if isinstance(value, (str, bytes)):
+        raise ConversionError(f'{what}: {name} must be a sequence of numbers, got {type(value).__name__}')
+    try:
+        return np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError, OverflowError):
+        raise ConversionError(f'{what}: {name} must be a sequence of numbers, got {str(value)[:60]!r}') from None
 
 
 def byte_buffer(data, what):
@@ -33,8 +56,12 @@ def byte_buffer(data, what):
     if isinstance(data, np.ndarray):
         if data.dtype == np.uint8 and data.ndim == 1:
             return data
+        if data.dtype.hasobject:
+            raise ConversionError(f'{what}: data is a numpy array of Python objects, not bytes')
         return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
     if isinstance(data, (list, tuple)):
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255 for v in data):
+            raise ConversionError(f'{what}: data given as a {type(data).__name__} must hold integers 0-255')
         return np.asarray(data, dtype=np.uint8)
     try:
         view = memoryview(data)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from rcdepth_ros.core.messages.buffers import nonnegative_int
+from rcdepth_ros.core.messages.buffers import float_vector, nonnegative_int
 from rcdepth_ros.core.messages.msgtypes import convert_header, make_header, ros_message_types
 from rcdepth_ros.core.sensor_types import CameraIntrinsics
 from rcdepth_ros.errors import ConversionError
@@ -15,7 +15,7 @@ def camera_info_to_intrinsics(msg):
     Raises ConversionError for a K that is not 9 finite numbers with positive focal lengths (``k[0] == 0`` is
     an uncalibrated camera) or a zero image size.
     """
-    k = np.asarray(getattr(msg, 'k', ()), dtype=np.float64).reshape(-1)
+    k = float_vector(msg, 'k', 'camera info')
     if k.shape != (9,):
         raise ConversionError(f'camera info: k must hold 9 numbers, got {k.shape[0]}')
     K = k.reshape(3, 3)
@@ -26,7 +26,7 @@ def camera_info_to_intrinsics(msg):
     height = nonnegative_int(msg, 'height', 'camera info')
     if width == 0 or height == 0:
         raise ConversionError(f'camera info: image size must be positive, got {width}x{height}')
-    d = np.asarray(getattr(msg, 'd', ()), dtype=np.float64).reshape(-1)
+    d = float_vector(msg, 'd', 'camera info')
     header = getattr(msg, 'header', None)
     return CameraIntrinsics(K, width, height, str(getattr(msg, 'distortion_model', '') or 'plumb_bob'), d,
                             str(getattr(header, 'frame_id', '')))

@@ -25,6 +25,25 @@ from rcdepth_ros.errors import ConversionError
 
 POINTFIELD_DTYPES = {1: 'i1', 2: 'u1', 3: 'i2', 4: 'u2', 5: 'i4', 6: 'u4', 7: 'f4', 8: 'f8'}
 _DTYPE_TO_POINTFIELD = {np.dtype(v).str.lstrip('<>|='): k for k, v in POINTFIELD_DTYPES.items()}
+# numpy describes a record of at most this many bytes (a C int).
+_MAX_POINT_STEP = 2 ** 31 - 1
+
+
+def _field_list(fields, what):
+    """Return ``fields`` (PointField-like objects) as a list; ConversionError for anything that is not a sequence."""
+    if fields is None:
+        return []
+    if isinstance(fields, (str, bytes, dict)) or not hasattr(fields, '__iter__'):
+        raise ConversionError(f'{what}: fields must be a sequence of PointField, got {type(fields).__name__}')
+    return list(fields)
+
+
+def _field_name(field, what):
+    name = getattr(field, 'name', None)
+    if not isinstance(name, str):
+        raise ConversionError(f'{what}: a field has no string name (got {type(field).__name__} with name '
+                              f'{str(name)[:40]!r})')
+    return name
 
 
 def pointcloud2_dtype(fields, point_step, is_bigendian=False, what='point cloud'):
@@ -38,9 +57,11 @@ def pointcloud2_dtype(fields, point_step, is_bigendian=False, what='point cloud'
     """
     names, formats, offsets = [], [], []
     order = '>' if is_bigendian else '<'
-    for field in fields:
-        name = str(field.name)
-        datatype, count, offset = int(field.datatype), int(field.count), int(field.offset)
+    for field in _field_list(fields, what):
+        name = _field_name(field, what)
+        datatype = nonnegative_int(field, 'datatype', f'{what}: field {name!r}')
+        count = nonnegative_int(field, 'count', f'{what}: field {name!r}')
+        offset = nonnegative_int(field, 'offset', f'{what}: field {name!r}')
         if datatype not in POINTFIELD_DTYPES:
             raise ConversionError(f'{what}: field {name!r} has unknown datatype {datatype} (known 1-8: '
                                   f'INT8..FLOAT64)')
@@ -50,12 +71,15 @@ def pointcloud2_dtype(fields, point_step, is_bigendian=False, what='point cloud'
             raise ConversionError(f'{what}: field {name!r} appears twice')
         base = np.dtype(POINTFIELD_DTYPES[datatype]).newbyteorder(order)
         end = offset + base.itemsize * count
-        if offset < 0 or end > point_step:
+        if end > point_step:
             raise ConversionError(f'{what}: field {name!r} (offset {offset}, {count} x {base.itemsize} bytes) does '
                                   f'not fit in point_step {point_step}')
         names.append(name)
         formats.append((base, (count,)) if count > 1 else base)
         offsets.append(offset)
+    if point_step > _MAX_POINT_STEP:
+        raise ConversionError(f'{what}: point_step {point_step} is larger than any record can be '
+                              f'({_MAX_POINT_STEP} bytes)')
     return np.dtype({'names': names, 'formats': formats, 'offsets': offsets, 'itemsize': int(point_step)})
 
 
@@ -65,7 +89,7 @@ def _cloud_layout(msg, what='point cloud'):
     point_step = nonnegative_int(msg, 'point_step', what)
     row_step = nonnegative_int(msg, 'row_step', what)
     big = bool(getattr(msg, 'is_bigendian', False))
-    dtype = pointcloud2_dtype(list(getattr(msg, 'fields', None) or ()), point_step, big, what)
+    dtype = pointcloud2_dtype(getattr(msg, 'fields', None), point_step, big, what)
     if row_step < width * point_step:
         raise ConversionError(f'{what}: row_step {row_step} is smaller than width x point_step = {width} x '
                               f'{point_step}')
@@ -73,6 +97,9 @@ def _cloud_layout(msg, what='point cloud'):
     if data.shape[0] != row_step * height:
         raise ConversionError(f'{what}: data length {data.shape[0]} does not match row_step x height = '
                               f'{row_step} x {height} = {row_step * height}')
+    if point_step == 0 and width * height > 0:
+        raise ConversionError(f'{what}: point_step is 0 for {width} x {height} points (a point takes at least one '
+                              f'byte)')
     return height, width, point_step, row_step, dtype, data
 
 
@@ -123,8 +150,8 @@ def read_points(msg, fields=None, skip_nans=False, reshape_organized=False):
 
 
 def pointcloud2_field_names(msg):
-    """Return the field names of a PointCloud2 in message order."""
-    return [str(f.name) for f in (getattr(msg, 'fields', None) or ())]
+    """Return the field names of a PointCloud2 in message order; ConversionError for fields that have none."""
+    return [_field_name(f, 'point cloud') for f in _field_list(getattr(msg, 'fields', None), 'point cloud')]
 
 
 def columns_to_structured(columns):

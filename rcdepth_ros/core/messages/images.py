@@ -174,11 +174,11 @@ def _to_rgb(arr, encoding):
     if dtype.itemsize == 2:
         arr = (arr >> 8).astype(np.uint8)     # 16-bit to 8-bit: keep the high byte
     if encoding.startswith('bayer_'):
-        return cv2.cvtColor(np.ascontiguousarray(arr), getattr(cv2, _BAYER_TO_RGB[encoding[6:10]]))
+        return _opencv_rgb(arr, getattr(cv2, _BAYER_TO_RGB[encoding[6:10]]), encoding)
     if encoding in ('yuv422', 'uyvy'):
-        return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_YUV2RGB_UYVY)
+        return _opencv_rgb(arr, cv2.COLOR_YUV2RGB_UYVY, encoding)
     if encoding in ('yuv422_yuy2', 'yuyv'):
-        return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_YUV2RGB_YUY2)
+        return _opencv_rgb(arr, cv2.COLOR_YUV2RGB_YUY2, encoding)
     if channels == 1:
         return np.repeat(arr[:, :, None], 3, axis=2)
     if encoding.startswith('bgr'):
@@ -186,6 +186,18 @@ def _to_rgb(arr, encoding):
     # rgb8/rgba8/rgb16/rgba16 and the raw 8UC3 / 8UC4 / 16UC3 / 16UC4, whose channels are taken as RGB(A).
     # Always a copy: for rgb8 the slice is the whole message buffer, and callers may write into the result.
     return np.array(arr[:, :, :3], order='C', copy=True)
+
+
+def _opencv_rgb(arr, code, encoding):
+    """Return ``cv2.cvtColor(arr, code)``; an image without pixels stays empty, OpenCV's refusals are named."""
+    if arr.size == 0:
+        return np.zeros(arr.shape[:2] + (3,), np.uint8)
+    try:
+        return cv2.cvtColor(np.ascontiguousarray(arr), code)
+    except cv2.error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else 'refused'
+        raise ConversionError(f'image: OpenCV cannot convert {encoding} {arr.shape[1]}x{arr.shape[0]} to RGB '
+                              f'({reason})') from None
 
 
 def image_to_rgb(msg):

@@ -176,13 +176,22 @@ def stamp_to_ns(header_or_stamp):
         return int(header_or_stamp)
     stamp = getattr(header_or_stamp, 'stamp', header_or_stamp)
     if hasattr(stamp, 'sec') and hasattr(stamp, 'nanosec'):
-        sec, nanosec = stamp.sec, stamp.nanosec
-        if not 0 <= int(nanosec) < 1_000_000_000:
+        sec, nanosec = _stamp_int(stamp.sec, 'sec'), _stamp_int(stamp.nanosec, 'nanosec')
+        if not 0 <= nanosec < 1_000_000_000:
             raise ConversionError(f'stamp: nanosec must be in [0, 1e9), got {nanosec}')
-        return int(sec) * 1_000_000_000 + int(nanosec)
+        return sec * 1_000_000_000 + nanosec
     if hasattr(stamp, 'nanoseconds'):
-        return int(stamp.nanoseconds)
+        return _stamp_int(stamp.nanoseconds, 'nanoseconds')
     raise ConversionError(f'stamp: {type(header_or_stamp).__name__} has no sec/nanosec stamp')
+
+
+def _stamp_int(value, name):
+    """Return a stamp field as an int; ConversionError for a value that is not an integer number."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise ConversionError(f'stamp: {name} must be an integer, got {str(value)[:40]!r}')
 
 
 def ns_to_time(types, stamp_ns):

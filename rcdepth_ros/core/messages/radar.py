@@ -118,7 +118,8 @@ def _column(array, name, source):
             raise RadarFormatError(f'{source}: field {name!r} has {int(np.prod(values.shape[1:]))} elements per '
                                    f'point; a radar role needs a scalar field')
         values = values.reshape(values.shape[0])
-    return np.asarray(values, dtype=np.float32)
+    with np.errstate(over='ignore'):    # a value beyond float32 becomes inf: a non-finite (invalid) return
+        return np.asarray(values, dtype=np.float32)
 
 
 def radar_from_structured(array, field_map=None, frame_id='radar', stamp_ns=0, drop_invalid=False,
