@@ -31,13 +31,15 @@ from rcdepth_ros.core.runtime.stats import Counters, LatencyStats, RateMeter, Th
 from rcdepth_ros.errors import ConfigError, FrameError, RcdepthError
 from rcdepth_ros.nodes import diagnostics, params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
-from rcdepth_ros.nodes.tf_source import make_extrinsics
+from rcdepth_ros.nodes.tf_source import extrinsics_warnings, make_extrinsics, unknown_frame_hint
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 NODE_NAME = 'rcdepth_node'
 OUTPUT_ERRORS = ('inference_error', 'publish_error')
 WORKER_POLL_S = 0.1
+# Sensor frames without extrinsics are each named once; past this many distinct messages, throttled warnings.
+UNKNOWN_FRAME_MESSAGES = 16
 
 
 def logged_transition(callback):
@@ -88,6 +90,8 @@ class DepthNode(LifecycleNode):
         self._field_map = RadarFieldMap(**params.field_map_values(self._values))
         self._throttle = Throttle(self._values['warn_throttle'])
         self._levels = diagnostics.LevelTracker()
+        self._unknown_frame_hint = ''
+        self._unknown_frames_said = set()
         self._reset_stats([])
 
     # ------------------------------------------------------------------------------------------------------------
@@ -152,6 +156,11 @@ class DepthNode(LifecycleNode):
             self._engine = None
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f'extrinsics from {description}')
+        for warning in extrinsics_warnings(values['extrinsics.source'], values['extrinsics.frames'],
+                                           values['extrinsics.camera_frame']):
+            self.get_logger().warning(warning)
+        self._unknown_frame_hint = unknown_frame_hint(values['extrinsics.source'])
+        self._unknown_frames_said = set()
         self._create_publishers(values)
         engine = self._engine
         self.get_logger().info(f'model {self._model_path}: {engine.model_cfg.architecture} on {engine.device} '
@@ -320,6 +329,15 @@ class DepthNode(LifecycleNode):
         self._frames = Counters(('processed', 'published'))
 
     def _warn(self, reason, message):
+        said = self._unknown_frames_said
+        if reason == 'radar_unknown_frame' and (message in said or len(said) < UNKNOWN_FRAME_MESSAGES):
+            # A sensor frame without extrinsics stays so: say it once, with what to do, then only count it.
+            if message not in said:
+                said.add(message)
+                self.get_logger().error(f'[{reason}] {message}; {self._unknown_frame_hint}. Further sweeps like this '
+                                        f'are skipped without a warning, counted in /diagnostics as '
+                                        f'drops.{reason}')
+            return
         if self._throttle.ready(reason):
             held = self._throttle.suppressed(reason)
             suffix = f' ({held} more since the last warning of this kind)' if held else ''

@@ -25,7 +25,7 @@ from rcdepth_ros.evaluation.frames import evaluate_frame, lidar_ground_truth
 from rcdepth_ros.evaluation.metrics import MetricsAccumulator
 from rcdepth_ros.nodes import params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
-from rcdepth_ros.nodes.tf_source import make_extrinsics
+from rcdepth_ros.nodes.tf_source import extrinsics_warnings, make_extrinsics
 from rclpy.node import Node
 
 NODE_NAME = 'rcdepth_eval_node'
@@ -58,6 +58,9 @@ class EvalNode(Node):
                                                        values['extrinsics.tf_timeout'],
                                                        values['extrinsics.camera_frame'])
         self.get_logger().info(f'extrinsics from {description}')
+        for warning in extrinsics_warnings(values['extrinsics.source'], values['extrinsics.frames'],
+                                           values['extrinsics.camera_frame']):
+            self.get_logger().warning(warning)
         self.tolerance_ns = int(round(values['match_tolerance'] * 1e9))
         self.accumulator = MetricsAccumulator(values['caps'], keep_frames=True)
         self.lidar = StampedCache(span_s=max(10.0, 4 * values['match_tolerance']), max_items=1000)
