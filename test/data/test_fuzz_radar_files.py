@@ -121,3 +121,31 @@ def test_astyx_radar_parser_raises_only_radar_format_errors(raw):
     if radar is not None:
         assert radar.xyz.shape == (len(radar), 3) and radar.xyz.dtype == np.float32
     _parse(read_astyx_radar, raw, RadarFieldMap(rcs='Mag', v_radial='V_r'), drop_invalid=True)
+
+
+@st.composite
+def kitti_calibrations(draw):
+    key = st.sampled_from(['P2', 'R0_rect', 'Tr_velo_to_cam', 'R_rect', 'Tr_velo_cam', 'P0', 'x'])
+    number = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.integers(-5, 900).map(str),
+                       token)
+    lines = draw(st.lists(st.tuples(key, st.sampled_from([': ', ' ', ':']), st.lists(number, max_size=13)),
+                          max_size=5))
+    return '\n'.join(k + sep + ' '.join(values) for k, sep, values in lines).encode()
+
+
+@pytest.mark.filterwarnings('error')
+@FUZZ
+@given(raw=st.one_of(kitti_calibrations(), st.binary(max_size=200)), columns=st.integers(1, 8))
+def test_kitti_radar_parsers_raise_only_dataset_errors(raw, columns):
+    from rcdepth_ros.data.kitti_radar import camera_calibration, read_float32_records, read_kitti_calibration
+    calib = _parse(read_kitti_calibration, raw)
+    if calib is not None:
+        try:
+            K, T = camera_calibration(calib, 'fuzz')
+        except RcdepthError:
+            pass
+        else:
+            assert np.all(np.isfinite(K)) and np.all(np.isfinite(T))
+    records = _parse(read_float32_records, raw, tuple(f'c{i}' for i in range(columns)), 'fuzz')
+    if records is not None:
+        assert len(records) * 4 * columns == len(raw)
