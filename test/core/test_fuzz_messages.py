@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rcdepth_ros.core.messages.camera_info import camera_info_to_intrinsics
-from rcdepth_ros.core.messages.clouds import POINTFIELD_DTYPES, pointcloud2_field_names, read_points
+from rcdepth_ros.core.messages.clouds import pointcloud2_field_names, POINTFIELD_DTYPES, read_points
 from rcdepth_ros.core.messages.images import (compressed_to_numpy, compressed_to_rgb, depth_from_image_msg,
                                               ENCODINGS, image_to_numpy, image_to_rgb)
 from rcdepth_ros.core.messages.radar import pointcloud2_to_radar, RadarFieldMap

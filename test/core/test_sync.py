@@ -230,9 +230,10 @@ def test_test_messages_carry_stamps_the_real_library_accepts():
 
 def _jittered_stream(rng, count=120, resolution_ms=5):
     """
-    Return arrival-ordered (input, stamp_ns) events of a 12 Hz camera and a 13 Hz radar with jittered periods,
-    stamps rounded to ``resolution_ms`` (so two sweeps are often equally far from an image) and arrival delays of
-    up to 0.2 s (so they often arrive out of stamp order).
+    Return arrival-ordered (input, stamp_ns) events of a 12 Hz camera and a 13 Hz radar with jittered periods.
+
+    Stamps are rounded to ``resolution_ms`` (so two sweeps are often equally far from an image) and arrive up to
+    0.2 s late (so often out of stamp order).
     """
     events = []
     for index, hz in ((0, 12.0), (1, 13.0)):
@@ -275,7 +276,9 @@ def test_a_tie_keeps_the_message_that_arrived_first():
 
 class _ArrivalOrderReference:
     """
-    Two inputs, written from message_filters' documented rule, not its code: on each arrival, the partner is the
+    message_filters' pairing rule for two inputs, written from its description, not its code.
+
+    On each arrival, the partner is the
     queued message of the other input nearest in stamp, with a stamp difference below ``slop``; among equally near
     ones, the one queued first. A queue keeps ``queue_size`` stamps (the smallest goes); a repeated stamp replaces
     the queued message in its place.

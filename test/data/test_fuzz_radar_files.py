@@ -1,6 +1,7 @@
 """
-Fuzz the radar file parsers (nuScenes .pcd, Astyx radar text): any header, size and bytes give points or the
-package's error, never another exception.
+Fuzz the radar file parsers (nuScenes .pcd, Astyx radar text, the KITTI-style radar set's calib and .bin files).
+
+Any header, size and bytes give points or the package's error, never another exception.
 
 Files are built from a PCD header whose FIELDS / SIZE / TYPE / COUNT / WIDTH / HEIGHT / POINTS / DATA lines are
 drawn (sometimes consistent, sometimes not), a body of arbitrary or fitting bytes, and random byte edits; the Astyx
@@ -21,7 +22,8 @@ from rcdepth_ros.errors import RcdepthError
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.data_too_large])
 PCD_TYPES = [('F', 4), ('F', 8), ('I', 1), ('I', 2), ('I', 4), ('I', 8), ('U', 1), ('U', 2), ('U', 4), ('U', 8)]
-token = st.one_of(st.integers(-3, 70).map(str), st.integers(-10 ** 20, 10 ** 20).map(str), st.sampled_from(['F', 'I', 'U', 'x', '_', 'nan', '-', '']),
+token = st.one_of(st.integers(-3, 70).map(str), st.integers(-10 ** 20, 10 ** 20).map(str),
+                  st.sampled_from(['F', 'I', 'U', 'x', '_', 'nan', '-', '']),
                   st.text(alphabet='abcxyz019_ .-\t', max_size=5))
 
 

@@ -1,4 +1,4 @@
-"""The KITTI-style 4D-radar reader (View-of-Delft layout) on a generated root: geometry, splits, bad files, consumers."""
+"""The KITTI-style 4D-radar reader (View-of-Delft layout) on a generated root: geometry, splits, files, consumers."""
 
 import json
 import shutil
@@ -98,7 +98,8 @@ def test_bad_files_name_the_file_and_the_frame(kitti_radar_fixture, tmp_path, re
 
 def test_calibration_aliases(tmp_path):
     path = tmp_path / 'c.txt'
-    path.write_text('P2: ' + ' '.join(['1'] * 12) + '\nR_rect: 1 0 0 0 1 0 0 0 1\nTr_velo_cam: ' + ' '.join(['0'] * 12))
+    path.write_text('P2: ' + ' '.join(['1'] * 12) + '\nR_rect: 1 0 0 0 1 0 0 0 1\nTr_velo_cam: ' +
+                    ' '.join(['0'] * 12))
     assert sorted(read_kitti_calibration(path)) == ['P2', 'R0_rect', 'Tr_velo_to_cam']
 
 

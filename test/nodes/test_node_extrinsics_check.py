@@ -56,7 +56,6 @@ def test_a_radar_frame_without_extrinsics_is_named_once(harness, tiny_checkpoint
     assert len(_lines(err, "frame 'lidar_top'")) == 1
 
 
-
 def test_the_evaluator_says_it_too_for_the_lidar(harness, tmp_path, capfd):
     from rclpy.parameter import Parameter
     values = {'extrinsics.source': 'parameters', 'extrinsics.frames': [''], 'output': str(tmp_path / 'r.json')}
