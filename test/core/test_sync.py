@@ -278,10 +278,9 @@ class _ArrivalOrderReference:
     """
     message_filters' pairing rule for two inputs, written from its description, not its code.
 
-    On each arrival, the partner is the
-    queued message of the other input nearest in stamp, with a stamp difference below ``slop``; among equally near
-    ones, the one queued first. A queue keeps ``queue_size`` stamps (the smallest goes); a repeated stamp replaces
-    the queued message in its place.
+    On each arrival, the partner is the queued message of the other input nearest in stamp, with a stamp difference
+    below ``slop``; among equally near ones, the one queued first. A queue keeps ``queue_size`` stamps (the smallest
+    goes); a repeated stamp replaces the queued message in its place.
     """
 
     def __init__(self, filters, queue_size, slop):
