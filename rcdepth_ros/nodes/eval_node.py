@@ -22,7 +22,7 @@ from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
 from rcdepth_ros.core.runtime.caches import StampedCache
 from rcdepth_ros.errors import ConfigError, RcdepthError
 from rcdepth_ros.evaluation.frames import evaluate_frame, lidar_ground_truth
-from rcdepth_ros.evaluation.metrics import MetricsAccumulator
+from rcdepth_ros.evaluation.metrics import DEFAULT_CAPS, MetricsAccumulator
 from rcdepth_ros.nodes import params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
 from rcdepth_ros.nodes.tf_source import extrinsics_warnings, make_extrinsics
@@ -122,7 +122,8 @@ class EvalNode(Node):
             self.get_logger().warning(f'depth at {stamp / 1e9:.3f} s: no {what} within the tolerance; not evaluated')
             return
         try:
-            self.accumulator.add_frame(evaluate_depth_message(depth_msg, info[1], lidar[1], self.extrinsics))
+            self.accumulator.add_frame(evaluate_depth_message(depth_msg, info[1], lidar[1], self.extrinsics,
+                                                              self.values['caps']))
             self.counts['evaluated'] += 1
         except RcdepthError as exc:
             self.counts['failed'] += 1
@@ -147,8 +148,8 @@ class EvalNode(Node):
                                f'{self.counts["unmatched"]} unmatched)')
 
 
-def evaluate_depth_message(depth_msg, info_msg, lidar_msg, extrinsics):
-    """Return the FrameMetrics of a published depth Image against a lidar PointCloud2 (the shared core path)."""
+def evaluate_depth_message(depth_msg, info_msg, lidar_msg, extrinsics, caps=DEFAULT_CAPS):
+    """Return the FrameMetrics (at ``caps``) of a published depth Image against a lidar PointCloud2 (the core path)."""
     from rcdepth_ros.core.messages.camera_info import camera_info_to_intrinsics
     from rcdepth_ros.core.messages.images import image_to_numpy
     depth = image_to_numpy(depth_msg)
@@ -159,7 +160,7 @@ def evaluate_depth_message(depth_msg, info_msg, lidar_msg, extrinsics):
     camera = str(depth_msg.header.frame_id)
     T = extrinsics.lookup(camera, stamp, str(lidar_msg.header.frame_id), stamp_to_ns(lidar_msg.header))
     gt = lidar_ground_truth(lidar_msg, T, intrinsics.K, depth.shape[1], depth.shape[0])
-    return evaluate_frame(depth, gt, stamp)
+    return evaluate_frame(depth, gt, stamp, caps)
 
 
 def write_report(report, output):
