@@ -1,6 +1,6 @@
 """rcdepth_node in process over real rclpy transport: outputs, one output per matched frame, keep-latest, QoS."""
 
-from node_harness import node_parameters, PERIOD, Rig, SlowEngine, T0
+from node_harness import GatedEngine, node_parameters, PERIOD, Rig, T0
 import numpy as np
 import pytest
 
@@ -84,10 +84,18 @@ def test_keep_latest_drops_a_burst_but_never_the_newest(harness, tiny_checkpoint
     rig = Rig(harness, tiny_checkpoint, **{'qos.input_depth': 100})
     rig.send(messages, T0)
     assert rig.wait_outputs(1)                               # warm-up
-    rig.node._engine = SlowEngine(rig.node._engine)
+    # The model is held at the burst's first frame until every frame of the burst has been matched: the worker
+    # is busy while they arrive whatever the machine's load, so keep-latest must drop all but the newest.
+    gated = rig.node._engine = GatedEngine(rig.node._engine)
+    matched, assembler = [], rig.node._assembler
+    hand_over = assembler.on_frame
+    assembler.on_frame = lambda request: (matched.append(request.stamp_ns), hand_over(request))
     burst = [T0 + i * PERIOD for i in range(1, 31)]
     for stamp in burst:
         rig.send(messages, stamp)
+    assert harness.spin_until(lambda: burst[-1] in matched, 60)
+    assert harness.spin_until(gated.entered.is_set, 30)
+    gated.release()
     assert harness.spin_until(lambda: rig.depth and _stamps(rig.depth)[-1] == burst[-1], 60)
     harness.spin_for(0.5)
     report = rig.node.report()
