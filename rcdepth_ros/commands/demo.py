@@ -204,11 +204,15 @@ def _play_and_collect(args, out, bag_summary, rate, camera, transforms, processe
     listener = DemoListener(node, stamps)
     player = BagPlayer(node, bag_summary.path, rate=rate, clock=True)
 
-    def check(what):
+    def check(what, coming_up=False):
         for process in processes:
             if not process.alive():
                 raise RcdepthError(f'demo: {process.name} exited while {what} (status {process.process.poll()}); '
                                    f'last lines of {process.log_path}:\n{process.tail()}')
+            # A node that fails to configure stays up, unconfigured, for a lifecycle manager; the demo has none.
+            if coming_up and 'configure failed' in process.tail():
+                raise RcdepthError(f'demo: {process.name} could not be configured; last lines of '
+                                   f'{process.log_path}:\n{process.tail()}')
         if stop_requested.is_set():
             raise RcdepthError('demo: interrupted (Ctrl-C); every process was stopped')
         if time.monotonic() - started > args.timeout:
@@ -216,7 +220,7 @@ def _play_and_collect(args, out, bag_summary, rate, camera, transforms, processe
 
     inputs = ['/camera/image', '/camera/camera_info', '/radar/points', '/lidar/points']
     while player.wait_for_subscribers(inputs, 0.0) or node.count_publishers('/depth/image') == 0:
-        check('waiting for the nodes to come up')
+        check('waiting for the nodes to come up', coming_up=True)
         executor.spin_once(timeout_sec=0.1)
     print(f'[4/5] playing {bag_summary.frames} frames ({bag_summary.duration_s:.1f} s of bag) at rate {rate:.3f} '
           f'...', flush=True)

@@ -12,7 +12,8 @@ Wiring only; every step is in the core (``core.runtime.pipeline``). Topics (rela
   parameter); ``/diagnostics``. Every output carries the input image's header.
 
 Lifecycle: parameters are declared in ``__init__``; ``on_configure`` loads the model (FAILURE with the reason
-logged on a bad or missing checkpoint) and creates the publishers; ``on_activate`` subscribes and starts the
+logged on a bad or missing checkpoint: the node stays unconfigured, its model parameters can be set again and it can
+be configured again) and creates the publishers; ``on_activate`` subscribes and starts the
 worker; ``on_deactivate`` / ``on_cleanup`` release them. Inference runs in a worker thread fed by a keep-latest
 slot, so parameter services and transitions stay responsive and latency never grows with the input rate.
 Bad input is warned about (throttled, per kind), counted in the diagnostics, and the node goes on.
@@ -31,6 +32,7 @@ from rcdepth_ros.core.runtime.stats import Counters, LatencyStats, RateMeter, Th
 from rcdepth_ros.errors import ConfigError, FrameError, RcdepthError
 from rcdepth_ros.nodes import diagnostics, params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
+from rcdepth_ros.nodes.runtime import lifecycle_state
 from rcdepth_ros.nodes.tf_source import extrinsics_warnings, make_extrinsics, unknown_frame_hint
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
@@ -100,7 +102,7 @@ class DepthNode(LifecycleNode):
 
     def _validate_parameters(self, parameters):
         changes = {p.name: p.value for p in parameters}
-        reason = params.validate(changes)
+        reason = params.refuse_after_configure(changes, lifecycle_state(self)) or params.validate(changes)
         if reason is None:
             merged = dict(self._values, **changes)
             reason = params.validate_color_range(merged['debug.color_min'], merged['debug.color_max'])

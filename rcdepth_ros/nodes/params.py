@@ -2,10 +2,11 @@
 The depth node's parameters: one table of names, defaults, descriptions, ranges and when a change takes effect.
 
 ``declare(node)`` declares them all with ``ParameterDescriptor``s (numeric ranges, so rclpy itself rejects an
-out-of-range set with a reason; ``read_only`` for what is fixed once the model is loaded). ``validate(values)``
-checks what a range cannot express (QoS names, choices, min < max) and is called from the set-parameters callback.
-``LIVE`` parameters are applied by the post-set callback at once; the others (topics, QoS, synchroniser) at the
-next activation. ``config/rcdepth.yaml`` lists every parameter with its default.
+out-of-range set with a reason). ``validate(values)`` checks what a range cannot express (QoS names, choices,
+min < max) and is called from the set-parameters callback. ``LIVE`` parameters are applied by the post-set callback
+at once; ``AT_CONFIGURE`` ones (the model) are read by the configure transition and can be set only while the node
+is unconfigured (so a lifecycle manager can fix a bad ``model_path`` and configure again); the others (topics, QoS,
+synchroniser) apply at the next activation. ``config/rcdepth.yaml`` lists every parameter with its default.
 
 Extrinsics given as parameters (used where tf2 is not importable, or with ``extrinsics.source: parameters``):
 ``extrinsics.frames`` lists sensor frames; each has ``extrinsics.<frame>.matrix`` (16 numbers, row-major
@@ -33,7 +34,7 @@ FIELD_NONE = 'none'
 
 @dataclasses.dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: name, default, description, numeric range (low, high), read_only, live, choices."""
+    """One parameter: name, default, description, range (low, high), read_only, live, at_configure, choices."""
 
     name: str
     default: typing.Any
@@ -42,19 +43,20 @@ class ParamSpec:
     read_only: bool = False
     live: bool = False
     choices: typing.Optional[tuple] = None
+    at_configure: bool = False
 
 
 SPECS = (
-    # Model (fixed once loaded: read_only).
+    # Model (read at configure: settable only while the node is unconfigured).
     ParamSpec('model_path', '', 'checkpoint (.safetensors with its .json beside it); empty: the bundled model in '
-              "the package's weights/ directory", read_only=True),
+              "the package's weights/ directory", at_configure=True),
     ParamSpec('device', 'auto', 'auto (CUDA when available), cpu, cuda or cuda:N; CUDA that is not there falls '
-              'back to the CPU with a warning', read_only=True),
+              'back to the CPU with a warning', at_configure=True),
     ParamSpec('half', 'auto', 'fp16 inference: auto (on CUDA), true or false (fp16 is never used on the CPU)',
-              read_only=True, choices=('auto', 'true', 'false')),
+              at_configure=True, choices=('auto', 'true', 'false')),
     ParamSpec('warmup', True, 'run the model once (with saliency) at configure, so the first frame is not slow',
-              read_only=True),
-    ParamSpec('num_threads', 0, "torch CPU threads; 0 keeps torch's default", range=(0, 256), read_only=True),
+              at_configure=True),
+    ParamSpec('num_threads', 0, "torch CPU threads; 0 keeps torch's default", range=(0, 256), at_configure=True),
     # Inputs (applied at the next activation).
     ParamSpec('image_transport', 'raw', "raw: sensor_msgs/Image on 'image'; compressed: CompressedImage on "
               "'image/compressed'", choices=IMAGE_TRANSPORTS),
@@ -112,11 +114,14 @@ SPECS = (
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 LIVE = frozenset(spec.name for spec in SPECS if spec.live)
+AT_CONFIGURE = frozenset(spec.name for spec in SPECS if spec.at_configure)
 
 
 def descriptor(spec):
-    """Return the ParameterDescriptor of a spec (range, read_only, choices in the description)."""
+    """Return the ParameterDescriptor of a spec (range, read_only, choices and when it applies in the description)."""
     text = spec.description
+    if spec.at_configure:
+        text += ' (read at configure: set it while the node is unconfigured)'
     if spec.choices:
         text += f' [one of: {", ".join(spec.choices)}]'
     desc = ParameterDescriptor(description=text, read_only=spec.read_only)
@@ -164,6 +169,15 @@ def validate(changes):
         if name.startswith('radar.fields.') and name[-2:] in ('.x', '.y', '.z') and not str(value).strip():
             return f'{name}: x, y and z need a field name'
     return None
+
+
+def refuse_after_configure(names, state):
+    """Return the reason to refuse setting configure-time parameters ``names`` in lifecycle ``state``, else None."""
+    fixed = sorted(n for n in names if n in AT_CONFIGURE)
+    if not fixed or state == 'unconfigured':
+        return None
+    return (f'{", ".join(fixed)}: read at configure, so it can be set only while the node is unconfigured (it is '
+            f'{state}: deactivate and clean it up first, set it, then configure and activate again)')
 
 
 def validate_color_range(low, high):

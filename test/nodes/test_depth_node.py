@@ -133,7 +133,7 @@ def test_reliable_subscriber_does_not_hear_a_best_effort_publisher(harness, tiny
 
 @pytest.mark.parametrize('name, value, fragment', [
     ('slop', 10.0, 'slop'), ('queue_size', 0, 'queue_size'), ('qos.input', 'fastest', 'qos.input'),
-    ('device', 'cuda', 'read-only'), ('debug.color_min', 500.0, 'color_max'), ('radar_topics', [''], 'radar'),
+    ('debug.color_min', 500.0, 'color_max'), ('radar_topics', [''], 'radar'),
     ('image_transport', 'theora', 'image_transport')])
 def test_parameter_sets_out_of_range_or_invalid_are_rejected(harness, tiny_checkpoint, name, value, fragment):
     from rclpy.parameter import Parameter
@@ -145,6 +145,23 @@ def test_parameter_sets_out_of_range_or_invalid_are_rejected(harness, tiny_check
     assert fragment in result.reason or fragment.replace('_', ' ') in result.reason.lower() or \
         'not within' in result.reason or 'read-only' in result.reason
     assert node.get_parameter(name).value == before
+
+
+def test_model_parameters_are_set_while_unconfigured_and_refused_once_configured(harness, tiny_checkpoint,
+                                                                                  tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    node = harness.add(DepthNode(namespace=harness.namespace, context=harness.context,
+                                 parameter_overrides=node_parameters(tmp_path / 'missing.safetensors')))
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE           # unconfigured, fixable
+    assert node.set_parameters([Parameter('model_path', value=str(tiny_checkpoint))])[0].successful
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    for name, value in (('model_path', ''), ('device', 'cuda'), ('num_threads', 1)):
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and name in result.reason and 'unconfigured' in result.reason
+    assert node.get_parameter('model_path').value == str(tiny_checkpoint)
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node.set_parameters([Parameter('num_threads', value=1)])[0].successful
 
 
 def test_live_parameters_apply_at_once(harness, tiny_checkpoint):
