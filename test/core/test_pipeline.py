@@ -90,6 +90,31 @@ def test_bad_camera_info_is_counted_and_not_cached(factory):
     assert info.value.reason == 'no_camera_info'
 
 
+def test_a_frame_whose_own_camera_info_is_refused_is_not_processed_with_another(factory, engine, extrinsics):
+    assembler, requests, events = _assembler()
+    _feed(assembler, factory, T0)
+    assert process_frame(engine, assembler.complete(requests[0]), extrinsics).depth.shape == (120, 160)
+    bad = factory.camera_info(T0 + PERIOD)
+    bad.k = np.zeros(9)                                       # K = 0: an uncalibrated camera
+    assembler.add_camera_info(bad)
+    _feed(assembler, factory, T0 + PERIOD, camera_info=False)
+    request = assembler.complete(requests[1], wait_s=5.0)    # its own one was seen (refused): no waiting
+    assert request.camera_info is None and 'uncalibrated' in request.camera_info_refused
+    with pytest.raises(FrameError) as info:
+        process_frame(engine, request, extrinsics)
+    assert info.value.reason == 'no_camera_info' and 'refused' in str(info.value)
+    assert [reason for reason, _ in events] == ['bad_camera_info']
+    assert assembler.stats()['counters']['bad_camera_info'] == 1
+    # the next frame brings a good camera_info and is processed; an unstamped refused one belongs to no frame
+    _feed(assembler, factory, T0 + 2 * PERIOD)
+    assert process_frame(engine, assembler.complete(requests[2]), extrinsics).depth.shape == (120, 160)
+    unstamped = factory.camera_info(0)
+    unstamped.k = np.zeros(9)
+    assembler.add_camera_info(unstamped)
+    _feed(assembler, factory, T0 + 3 * PERIOD, camera_info=False)
+    assert assembler.complete(requests[3]).camera_info is not None
+
+
 def test_time_jumping_backwards_resets_the_synchroniser_and_caches(factory):
     assembler, requests, events = _assembler()
     for i in range(3):

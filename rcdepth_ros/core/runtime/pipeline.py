@@ -78,7 +78,8 @@ class FrameRequest:
 
     ``radar`` is the first radar's sweep paired with the image; ``received`` / ``matched`` are monotonic times
     (the image's arrival, the match) for latency only, never for matching. ``camera_info`` (message,
-    CameraIntrinsics) and ``sweeps`` are filled by ``FrameAssembler.complete`` just before processing.
+    CameraIntrinsics) and ``sweeps`` are filled by ``FrameAssembler.complete`` just before processing;
+    ``camera_info_refused`` says why when the image's own camera_info (same stamp) was refused.
     """
 
     stamp_ns: int
@@ -88,6 +89,7 @@ class FrameRequest:
     matched: float
     camera_info: typing.Optional[tuple] = None
     sweeps: typing.List[Sweep] = dataclasses.field(default_factory=list)
+    camera_info_refused: typing.Optional[str] = None
 
     @property
     def header(self):
@@ -125,7 +127,9 @@ class FrameAssembler:
     with ``signalMessage``); ``on_frame(request)`` is called for every match, ``on_event(reason, message)`` for
     every problem (also counted in ``counters``). Call ``add_camera_info(msg)`` for camera_info messages and
     ``complete(request)`` before processing a request. Until the first camera_info arrives, the newest matched
-    frame is held back (and released by that camera_info); older ones are dropped as ``no_camera_info``.
+    frame is held back (and released by that camera_info); older ones are dropped as ``no_camera_info``. A refused
+    camera_info is counted (``bad_camera_info``) and remembered by stamp: the frame it belongs to (same stamp) is
+    not processed with another camera_info's K (``decode_frame`` skips it as ``no_camera_info``).
     """
 
     def __init__(self, settings=None, radar_names=('radar',), image_filter=None, radar_filters=None,
@@ -147,6 +151,7 @@ class FrameAssembler:
         self.radar_cache = RadarCache(len(self.radar_names), self.settings.radar_window_s,
                                       self.settings.radar_max_sweeps, self.settings.cache_span_s)
         self.camera_infos = StampedCache(self.settings.cache_span_s, max_items=64)
+        self.refused_infos = StampedCache(self.settings.cache_span_s, max_items=64)
         self._lock = threading.Lock()
         self._newest_ns = None
         self._arrivals = collections.OrderedDict()
@@ -217,6 +222,10 @@ class FrameAssembler:
             intrinsics = camera_info_to_intrinsics(msg)
         except RcdepthError as exc:
             self._event('bad_camera_info', f'camera_info at {stamp / 1e9:.3f} s ignored: {exc}')
+            if stamp:       # an unstamped one belongs to no particular image
+                self.refused_infos.add(stamp, str(exc))
+                with self._info_arrived:
+                    self._info_arrived.notify_all()
             return None
         self.camera_infos.add(stamp, (msg, intrinsics))
         with self._info_arrived:
@@ -255,28 +264,37 @@ class FrameAssembler:
         Fill ``request.camera_info`` and ``request.sweeps`` from the caches; return the request.
 
         camera_info: the one with the image's stamp, else the newest before it, else the oldest after it
-        (intrinsics rarely change), None when none was received. Drivers stamp camera_info like its image, but the
-        two topics may be delivered in either order: once camera_info has been seen with the images' stamps,
-        ``wait_s`` > 0 waits up to that long for the one of this image (the node's worker does; the offline
-        evaluator reads the bag in order and never needs to).
+        (intrinsics rarely change), None when none was received, and None with ``camera_info_refused`` set when the
+        one with the image's stamp was refused (its K is wrong for this frame; another's may be too). Drivers stamp
+        camera_info like its image, but the two topics may be delivered in either order: once camera_info has been
+        seen with the images' stamps, ``wait_s`` > 0 waits up to that long for the one of this image (the node's
+        worker does; the offline evaluator reads the bag in order and never needs to).
         """
         stamp = request.stamp_ns
+
+        def own_info_seen():
+            return self.camera_infos.nearest(stamp, 0) is not None or self.refused_infos.nearest(stamp, 0) is not None
+
         if wait_s > 0 and self._infos_share_image_stamps:
             deadline = time.monotonic() + wait_s
             with self._info_arrived:
-                while self.camera_infos.nearest(stamp, 0) is None:
+                while not own_info_seen():
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._info_arrived.wait(remaining)
         exact = self.camera_infos.nearest(stamp, 0)
+        refused = self.refused_infos.nearest(stamp, 0) if exact is None else None
+        request.camera_info_refused = None
         if exact is not None:
             request.camera_info = exact[1]
+        elif refused is not None:
+            request.camera_info, request.camera_info_refused = None, refused[1]
         else:
             before = self.camera_infos.between(-2 ** 62, stamp)
             after = self.camera_infos.between(stamp, 2 ** 62)
             request.camera_info = before[-1][1] if before else (after[0][1] if after else None)
-        self._infos_share_image_stamps = exact is not None
+        self._infos_share_image_stamps = exact is not None or refused is not None
         request.sweeps = self.radar_cache.select(stamp, self.settings.slop_s,
                                                  matched=(request.radar.stamp_ns, request.radar.msg))
         return request
@@ -295,6 +313,7 @@ class FrameAssembler:
         self.sync.reset()
         self.radar_cache.clear()
         self.camera_infos.clear()
+        self.refused_infos.clear()
         with self._lock:
             self._arrivals.clear()
             self._waiting = None
@@ -348,9 +367,14 @@ def decode_frame(request):
     """
     Return (RGB image, CameraIntrinsics, camera frame id) of a completed request.
 
-    Raises FrameError: ``no_camera_info``, ``bad_image`` (undecodable, wrong encoding), ``image_size_mismatch``.
+    Raises FrameError: ``no_camera_info`` (none received, or the image's own one refused), ``bad_image``
+    (undecodable, wrong encoding), ``image_size_mismatch``.
     """
     stamp = request.stamp_ns / 1e9
+    if request.camera_info is None and request.camera_info_refused is not None:
+        raise FrameError(f'image at {stamp:.3f} s: its camera_info was refused (counted as bad_camera_info: '
+                         f'{request.camera_info_refused}); frame skipped rather than processed with another '
+                         f'camera_info', 'no_camera_info')
     if request.camera_info is None:
         raise FrameError(f'image at {stamp:.3f} s: no camera_info received yet; frame skipped', 'no_camera_info')
     _, intrinsics = request.camera_info
