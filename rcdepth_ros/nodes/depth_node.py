@@ -34,6 +34,7 @@ from rcdepth_ros.nodes import diagnostics, params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
 from rcdepth_ros.nodes.runtime import lifecycle_state
 from rcdepth_ros.nodes.tf_source import extrinsics_warnings, make_extrinsics, unknown_frame_hint
+from rcdepth_ros.ros_env import shm_segment_bytes
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
@@ -94,6 +95,7 @@ class DepthNode(LifecycleNode):
         self._levels = diagnostics.LevelTracker()
         self._unknown_frame_hint = ''
         self._unknown_frames_said = set()
+        self._shm_segment = shm_segment_bytes()
         self._reset_stats([])
 
     # ------------------------------------------------------------------------------------------------------------
@@ -489,6 +491,14 @@ class DepthNode(LifecycleNode):
             'errors': self._errors.snapshot(),
         }
 
+    def _image_input(self):
+        """Return (image topic, its publisher count, the shared-memory segment) for the diagnostics' hint."""
+        if not self._filters:
+            return None
+        compressed = str(self._values['image_transport']).lower() == 'compressed'
+        topic = self.resolve_topic_name('image/compressed' if compressed else 'image')
+        return topic, self.count_publishers(topic), self._shm_segment
+
     def _publish_diagnostics(self):
         publisher = self._diagnostics_pub
         if publisher is None:
@@ -497,7 +507,8 @@ class DepthNode(LifecycleNode):
         problems = {k: v for k, v in report['drops'].items() if k in FRAME_PROBLEMS + SWEEP_PROBLEMS
                     and k != 'time_jump'}
         level, message = self._levels.level(problems, report['errors'], report['rates_hz']['image'],
-                                            report['rates_hz']['depth'])
+                                            report['rates_hz']['depth'], report['frames'], report['drops'],
+                                            self._image_input())
         array = diagnostics.diagnostic_array(self.get_clock().now().to_msg(), f'{self.get_name()}: depth',
                                              report['device'], level, message, report)
         try:
