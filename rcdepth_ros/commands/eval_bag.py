@@ -15,6 +15,7 @@ from rcdepth_ros.core.inference.engine import InferenceEngine
 from rcdepth_ros.core.runtime.pipeline import PipelineSettings
 from rcdepth_ros.evaluation.bags import evaluate_bag
 from rcdepth_ros.evaluation.datasets import parse_caps
+from rcdepth_ros.paths import check_output_folder
 
 HELP = 'evaluate a model on a rosbag2 file offline, through the core'
 
@@ -37,6 +38,8 @@ def add_arguments(parser):
 
 def run(args):
     """Evaluate the bag, print the metrics JSON, write DIR/metrics.json; return 0."""
+    if args.out:
+        check_output_folder(args.out)           # before the work: a bad --out must not throw the results away
     engine = InferenceEngine(resolve_model_path(args.model), device=args.device)
     settings = PipelineSettings(args.queue_size, args.slop, args.radar_window, args.radar_max_sweeps)
     result, info = evaluate_bag(args.bag, engine, settings, args.extrinsics, parse_caps(args.caps),

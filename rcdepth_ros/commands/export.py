@@ -8,6 +8,7 @@ example input and fails (exit status 2) when the depth differs by more than ``--
 from rcdepth_ros.errors import ExportError
 from rcdepth_ros.models.checkpoint import load_checkpoint
 from rcdepth_ros.models.export import check_onnx, check_torchscript, export_onnx, export_torchscript, parse_size
+from rcdepth_ros.paths import check_output_file
 
 HELP = 'export a checkpoint to ONNX and TorchScript, checked against torch'
 
@@ -26,6 +27,9 @@ def run(args):
     """Export and check; return 0."""
     if not args.onnx and not args.torchscript:
         raise ExportError('give --onnx OUT.onnx and / or --torchscript OUT.pt')
+    for option, path in (('--onnx', args.onnx), ('--torchscript', args.torchscript)):
+        if path:
+            check_output_file(path, option)       # before the export: a bad path must not cost the work
     model, input_cfg, _, _ = load_checkpoint(args.model)
     height, width = parse_size(args.size) if args.size else (input_cfg.height, input_cfg.width)
     if args.onnx:

@@ -22,6 +22,7 @@ from rcdepth_ros.errors import ConfigError, MetricsError
 from rcdepth_ros.evaluation.frames import evaluate_frame
 from rcdepth_ros.evaluation.metrics import DEFAULT_CAPS, MetricsAccumulator
 from rcdepth_ros.models.checkpoint import load_checkpoint
+from rcdepth_ros.paths import check_output_folder
 from tqdm import tqdm
 import yaml
 
@@ -133,7 +134,12 @@ def parse_caps(text):
 
 
 def evaluate_args(args, model=None):
-    """Run the evaluation the arguments describe; return the full record (see ``evaluate_model``)."""
+    """Run the evaluation the arguments describe; return the full record (see ``evaluate_model``).
+
+    ``--out`` is checked before any frame is read: a folder that cannot be written fails at once, not after the work.
+    """
+    if args.out:
+        check_output_folder(args.out)
     half = {'auto': 'auto', 'on': True, 'off': False}[args.half]
     return evaluate_model(model or args.model, args.dataset, root=args.root, split=args.split, frames=args.frames,
                           reader_options=parse_options(args.options), device=args.device, half=half,
