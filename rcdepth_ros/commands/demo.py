@@ -139,7 +139,7 @@ def run(args):
     env = configure_ros_environment(dict(os.environ))
     configure_ros_environment()
 
-    print(f'[1/5] synthetic drive: {args.frames} frames {args.width}x{args.height} -> {out / "bag"}', flush=True)
+    print(f'[1/5] synthetic drive: {args.frames} frames {args.height}x{args.width} (HxW) -> {out / "bag"}', flush=True)
     reader = SyntheticReader(SyntheticConfig(seed=args.seed, num_drives=1, frames_per_drive=args.frames,
                                              width=args.width, height=args.height))
     summary_bag = write_bag(reader, out / 'bag', BagWriteOptions(), force=True)

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 import time
 
-from rcdepth_ros.config import load_yaml
+from rcdepth_ros.config import bounded_number, load_yaml
 from rcdepth_ros.core.inference.engine import InferenceEngine
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.errors import ConfigError, MetricsError
@@ -103,7 +103,7 @@ def add_arguments(parser):
     parser.add_argument('--out', default=None, help='folder for metrics.json and evaluation.json')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--half', default='auto', choices=('auto', 'on', 'off'), help='fp16 on CUDA')
-    parser.add_argument('--batch-size', type=int, default=1, help='frames per forward pass')
+    parser.add_argument('--batch-size', type=bounded_number(int, 1), default=1, help='frames per forward pass')
     parser.add_argument('--caps', default='50,70,80', help='depth caps in metres, comma separated')
     parser.add_argument('--per-frame', action='store_true', help='add per-frame metrics to the written files')
     parser.add_argument('--skip-bad-frames', action='store_true', help='skip (and list) unreadable frames')

@@ -168,8 +168,8 @@ class DepthNode(LifecycleNode):
         self._create_publishers(values)
         engine = self._engine
         self.get_logger().info(f'model {self._model_path}: {engine.model_cfg.architecture} on {engine.device} '
-                               f'({"fp16" if engine.half else "fp32"}), input {engine.input_cfg.width}x'
-                               f'{engine.input_cfg.height}')
+                               f'({"fp16" if engine.half else "fp32"}), input {engine.input_cfg.height}x'
+                               f'{engine.input_cfg.width} (HxW)')
         return TransitionCallbackReturn.SUCCESS
 
     def _load_engine(self, model_path, values):
@@ -481,7 +481,7 @@ class DepthNode(LifecycleNode):
             'device': str(engine.device) if engine is not None else 'n/a',
             'model': str(self._model_path) if self._model_path is not None else 'n/a',
             'architecture': engine.model_cfg.architecture if engine is not None else 'n/a',
-            'input_size': f'{engine.input_cfg.width}x{engine.input_cfg.height}' if engine is not None else 'n/a',
+            'input_size': f'{engine.input_cfg.height}x{engine.input_cfg.width}' if engine is not None else 'n/a',
             'precision': ('fp16' if engine.half else 'fp32') if engine is not None else 'n/a',
             'rates_hz': rates,
             'frames': {'images': self._rates['image'].count, 'matched': counters.get('matched', 0),

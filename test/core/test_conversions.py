@@ -359,7 +359,7 @@ def _camera_info(**overrides):
     ({'k': [np.nan, 0, 320, 0, 500.0, 240, 0, 0, 1]}, 'finite'),
     ({'k': [500.0, 0, np.inf, 0, 500.0, 240, 0, 0, 1]}, 'finite'),
     ({'k': [500.0, 0, 320]}, 'k must hold 9 numbers, got 3'),
-    ({'width': 0}, 'image size must be positive, got 0x480'),
+    ({'width': 0}, r'image size must be positive, got 480x0 \(HxW\)'),
     ({'height': -3}, 'height must be >= 0'),
 ])
 def test_bad_camera_info(overrides, problem):

@@ -102,7 +102,7 @@ def test_bad_device_and_layer_and_intrinsics(tiny_student):
         InferenceEngine(tiny_student, saliency_layer='decoder.missing')
     engine = InferenceEngine(tiny_student, device='cpu')
     image, radar = _frame()
-    with pytest.raises(ProjectionError, match='intrinsics are for a 640x480 image'):
+    with pytest.raises(ProjectionError, match=r'intrinsics are for a 480x640 \(HxW\) image'):
         engine.infer(image, radar, CameraIntrinsics(K, 640, 480))
     with pytest.raises(ProjectionError):
         engine.infer(image[..., 0], radar, K)

@@ -47,7 +47,7 @@ def test_one_output_per_matched_frame_with_the_input_header(harness, tiny_checkp
     assert report['drops']['sync.image'] == 0 and report['errors']['inference_error'] == 0
     assert harness.spin_until(lambda: rig.diagnostics and 'frames.published' in status_values(rig.diagnostics[-1]))
     values = status_values(rig.diagnostics[-1])
-    assert values['device'] == 'cpu' and values['architecture'] == 'student' and values['input_size'] == '128x64'
+    assert values['device'] == 'cpu' and values['architecture'] == 'student' and values['input_size'] == '64x128'
     assert {'rates_hz.image', 'rates_hz.depth', 'latency_ms.processing.p50', 'latency_ms.end_to_end.p95',
             'drops.keep_latest', 'drops.radar_unknown_frame', 'errors.publish_error'} <= set(values)
 

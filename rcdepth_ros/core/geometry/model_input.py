@@ -37,7 +37,7 @@ class ImageTransform:
     def fit_width(in_height, in_width, out_height, out_width, crop='bottom'):
         """Scale the width to ``out_width`` keeping the aspect ratio; crop or pad rows per ``crop``."""
         if in_height <= 0 or in_width <= 0:
-            raise ProjectionError(f'image size must be positive, got {in_width}x{in_height}')
+            raise ProjectionError(f'image size must be positive, got {in_height}x{in_width} (HxW)')
         scale = out_width / in_width
         scaled_height = max(1, int(round(in_height * scale)))
         if crop == 'bottom':
@@ -73,8 +73,8 @@ class ImageTransform:
         """Resize and crop an (H, W[, C]) image to the model input size."""
         image = np.asarray(image)
         if image.shape[:2] != (self.in_height, self.in_width):
-            raise ProjectionError(f'image is {image.shape[1]}x{image.shape[0]}, transform expects '
-                                  f'{self.in_width}x{self.in_height}')
+            raise ProjectionError(f'image is {image.shape[0]}x{image.shape[1]} (HxW), transform expects '
+                                  f'{self.in_height}x{self.in_width}')
         scaled = cv2.resize(image, (self.out_width, self.scaled_height), interpolation=interpolation)
         if scaled.ndim < image.ndim:
             scaled = scaled[..., None]
@@ -87,8 +87,8 @@ class ImageTransform:
         """Map an (h, w[, C]) model-resolution map back to the original image size; cropped rows get ``fill``."""
         array = np.asarray(array, dtype=np.float32)
         if array.shape[:2] != (self.out_height, self.out_width):
-            raise ProjectionError(f'map is {array.shape[1]}x{array.shape[0]}, transform expects '
-                                  f'{self.out_width}x{self.out_height}')
+            raise ProjectionError(f'map is {array.shape[0]}x{array.shape[1]} (HxW), transform expects '
+                                  f'{self.out_height}x{self.out_width}')
         canvas = np.full((self.scaled_height, self.out_width) + array.shape[2:], fill, dtype=np.float32)
         s0, s1, d0 = self._rows()
         canvas[s0:s1] = array[d0:d0 + (s1 - s0)]

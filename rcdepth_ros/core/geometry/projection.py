@@ -47,7 +47,7 @@ def project_points(points_cam, K, width, height, min_depth=1.0, max_depth=np.inf
     points = as_points(points_cam)
     K = as_camera_matrix(K)
     if width <= 0 or height <= 0:
-        raise ProjectionError(f'image size must be positive, got {width}x{height}')
+        raise ProjectionError(f'image size must be positive, got {height}x{width} (HxW)')
     z = points[:, 2]
     with np.errstate(invalid='ignore'):
         keep = np.isfinite(points).all(axis=1) & (z >= max(min_depth, 1e-6)) & (z <= max_depth)

@@ -136,8 +136,8 @@ class InferenceEngine:
         if isinstance(K, CameraIntrinsics):
             shape = np.asarray(image_rgb).shape[:2]
             if (K.height, K.width) != tuple(shape):
-                raise ProjectionError(f'intrinsics are for a {K.width}x{K.height} image, the image is '
-                                      f'{shape[1]}x{shape[0]}')
+                raise ProjectionError(f'intrinsics are for a {K.height}x{K.width} (HxW) image, the image '
+                                      f'is {shape[0]}x{shape[1]}')
             K = K.K
         return prepare_model_input(image_rgb, radar_cam, K, self.input_cfg)
 

@@ -103,7 +103,7 @@ def saliency_target(depth, target='mean'):
     x0, x1 = max(0, x0), min(width, x1)
     y0, y1 = max(0, y0), min(height, y1)
     if x1 <= x0 or y1 <= y0:
-        raise ModelInputError(f'saliency: box {tuple(target)} is empty inside the {width}x{height} depth map')
+        raise ModelInputError(f'saliency: box {tuple(target)} is empty inside the {height}x{width} (HxW) depth map')
     return depth[:, :, y0:y1, x0:x1].mean(dim=(1, 2, 3)).sum()
 
 

@@ -25,7 +25,7 @@ def camera_info_to_intrinsics(msg):
     width = nonnegative_int(msg, 'width', 'camera info')
     height = nonnegative_int(msg, 'height', 'camera info')
     if width == 0 or height == 0:
-        raise ConversionError(f'camera info: image size must be positive, got {width}x{height}')
+        raise ConversionError(f'camera info: image size must be positive, got {height}x{width} (HxW)')
     d = float_vector(msg, 'd', 'camera info')
     header = getattr(msg, 'header', None)
     return CameraIntrinsics(K, width, height, str(getattr(msg, 'distortion_model', '') or 'plumb_bob'), d,

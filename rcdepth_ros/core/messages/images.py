@@ -108,7 +108,7 @@ def image_to_numpy(msg, copy=True):
         try:
             arr = np.asarray(bridge.imgmsg_to_cv2(msg, desired_encoding='passthrough'))
         except Exception as exc:  # noqa: B902 - CvBridgeError and numpy errors alike
-            raise ConversionError(f'image: cv_bridge cannot decode {encoding} {width}x{height}: {exc}') from exc
+            raise ConversionError(f'image: cv_bridge cannot decode {encoding} {height}x{width} (HxW): {exc}') from exc
         return finish_array(arr.astype(arr.dtype.newbyteorder('='), copy=False), copy)
     stored = dtype.newbyteorder('>' if big_endian else '<') if dtype.itemsize > 1 else dtype
     arr = np.ndarray((height, width, channels), dtype=stored, buffer=data,
@@ -160,7 +160,7 @@ def numpy_to_image(arr, encoding=None, header=None, types=None):
         try:
             return bridge.cv2_to_imgmsg(np.ascontiguousarray(arr), encoding=encoding, header=header)
         except Exception as exc:  # noqa: B902 - CvBridgeError and numpy errors alike
-            raise ConversionError(f'image: cv_bridge cannot encode {encoding} {width}x{height}: {exc}') from exc
+            raise ConversionError(f'image: cv_bridge cannot encode {encoding} {height}x{width} (HxW): {exc}') from exc
     return types.new('Image', header=header, height=height, width=width, encoding=encoding,
                      is_bigendian=int(sys.byteorder == 'big'), step=width * channels * dtype.itemsize,
                      data=types.data(arr))

@@ -383,8 +383,8 @@ def decode_frame(request):
     except RcdepthError as exc:
         raise FrameError(f'image at {stamp:.3f} s cannot be used: {exc}', 'bad_image') from None
     if rgb.shape[:2] != (intrinsics.height, intrinsics.width):
-        raise FrameError(f'image at {stamp:.3f} s is {rgb.shape[1]}x{rgb.shape[0]} but camera_info describes '
-                         f'{intrinsics.width}x{intrinsics.height}: frame skipped until they agree',
+        raise FrameError(f'image at {stamp:.3f} s is {rgb.shape[0]}x{rgb.shape[1]} (HxW) but camera_info '
+                         f'describes {intrinsics.height}x{intrinsics.width}: frame skipped until they agree',
                          'image_size_mismatch')
     camera_frame = str(getattr(request.image.header, 'frame_id', '') or intrinsics.frame_id)
     return rgb, intrinsics, camera_frame
