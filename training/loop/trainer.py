@@ -5,6 +5,7 @@ Run directory (``--out``)::
 
     config.yaml                 the resolved experiment (bases and overrides merged) + command and git commit
     state/last.pt               resume state (loop.state), written every ``checkpoint_every_steps`` and per epoch
+    state/previous.pt           the state before it: resumed from (with a warning) when last.pt cannot be read
     checkpoints/best.*          best-by-validation model checkpoint (rcdepth_ros.models.save_checkpoint format)
     checkpoints/final.*         the model after the last step: its presence means the run is complete
     logs/train.csv, val.csv     CSV logs; logs/tensorboard/ the TensorBoard events
@@ -23,6 +24,7 @@ import contextlib
 import json
 from pathlib import Path
 import random
+import sys
 import time
 
 import numpy as np
@@ -37,7 +39,8 @@ from training.loop.logs import RunLogger
 from training.loop.optim import build_optimizer, build_scheduler
 from training.loop.plots import plot_curves, plot_samples
 from training.loop.provenance import command_line, git_commit
-from training.loop.state import atomic_torch_save, capture_rng, load_state, restore_rng, state_path, STATE_VERSION
+from training.loop.state import (capture_rng, load_resume_state, previous_state_path, restore_rng, save_state,
+                                 state_path, STATE_VERSION)
 from training.loop.validate import validate
 from training.objective import TeacherRunner, TrainingObjective
 import yaml
@@ -176,15 +179,18 @@ class Trainer:
                  'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
                  'scaler': self.scaler.state_dict() if self.scaler else None, 'rng': capture_rng(),
                  'progress': dict(self.progress, elapsed_s=self._elapsed())}
-        atomic_torch_save(state, state_path(self.run_dir))
+        save_state(state, self.run_dir)
 
     def _restore(self):
         path = state_path(self.run_dir)
-        if self.resume is False or not path.is_file():
+        present = path.is_file() or previous_state_path(self.run_dir).is_file()
+        if self.resume is False or not present:
             if self.resume is True:
                 raise TrainingError(f'{self.run_dir}: --resume given but there is no resume state at {path}')
             return False
-        state = load_state(path)
+        state, used, warning = load_resume_state(self.run_dir)
+        if self.main and warning is not None:
+            print(f'warning: {warning}', file=sys.stderr, flush=True)
         self.objective.load_state_dict(state['objective'])
         self.optimizer.load_state_dict(state['optimizer'])
         self.scheduler.load_state_dict(state['scheduler'])
@@ -192,11 +198,14 @@ class Trainer:
             self.scaler.load_state_dict(state['scaler'])
         restore_rng(state['rng'])
         self.progress = dict(state['progress'])
+        if self.main:
+            print(f'resumed from step {self.progress["global_step"]} (epoch {self.progress["epoch"] + 1}, step '
+                  f'{self.progress["step_in_epoch"]} of it) of {used}', file=sys.stderr, flush=True)
         return True
 
     def _remove_stale_outputs(self):
         # A fresh start must not leave an older run's state or final checkpoint to be picked up later.
-        stale = [state_path(self.run_dir), self.run_dir / 'summary.json']
+        stale = [state_path(self.run_dir), previous_state_path(self.run_dir), self.run_dir / 'summary.json']
         checkpoints = self.run_dir / 'checkpoints'
         stale += list(checkpoints.glob('*.safetensors')) if checkpoints.is_dir() else []
         for path in stale:
