@@ -1,6 +1,8 @@
 """
-Where the package finds its own files (config, launch, bundled weights) and the data sets, and whether an output
-path can be written (checked before the work, so a bad ``--out`` never throws the results away).
+Where the package finds its own files and data, and whether an output path can be written.
+
+Its own files: config, launch, bundled weights; the data sets under the data root. Output paths are checked before
+the work, so a bad ``--out`` never throws the results away.
 
 The same code runs from a source checkout, a ``pip install -e .`` and a colcon install; the share directory is
 looked up in that order of preference: the ament index (colcon), the source tree, ``sys.prefix/share``.

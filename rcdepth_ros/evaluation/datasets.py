@@ -134,7 +134,8 @@ def parse_caps(text):
 
 
 def evaluate_args(args, model=None):
-    """Run the evaluation the arguments describe; return the full record (see ``evaluate_model``).
+    """
+    Run the evaluation the arguments describe; return the full record (see ``evaluate_model``).
 
     ``--out`` is checked before any frame is read: a folder that cannot be written fails at once, not after the work.
     """

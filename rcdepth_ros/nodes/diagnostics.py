@@ -60,7 +60,7 @@ class LevelTracker:
         totals = dict(drops or {}, **problems)
         totals.update({f'frames.{k}': v for k, v in (frames or {}).items()})
         if output_rate > 0 or not self._at_last_output:
-            self._at_last_output = dict(totals) if output_rate > 0 else {k: 0 for k in totals}
+            self._at_last_output = dict(totals) if output_rate > 0 else dict.fromkeys(totals, 0)
         if grown_errors:
             return ERROR, 'inference failed: ' + ', '.join(grown_errors)
         if grown_problems:

@@ -148,7 +148,7 @@ def test_parameter_sets_out_of_range_or_invalid_are_rejected(harness, tiny_check
 
 
 def test_model_parameters_are_set_while_unconfigured_and_refused_once_configured(harness, tiny_checkpoint,
-                                                                                  tmp_path):
+                                                                                 tmp_path):
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
     node = harness.add(DepthNode(namespace=harness.namespace, context=harness.context,

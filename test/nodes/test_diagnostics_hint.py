@@ -64,6 +64,7 @@ def test_the_node_names_the_reason_and_the_limit_in_its_diagnostics(harness, tin
         stamp = T0 + i * PERIOD
         rig.send(messages, stamp, image=messages.image(stamp, encoding='32FC1'))
         harness.spin_for(0.05)
+
     def no_depth_messages():
         return [a.status[0].message for a in rig.diagnostics if a.status[0].message.startswith('images arrive')]
 

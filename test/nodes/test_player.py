@@ -88,7 +88,7 @@ def test_plays_raw_messages_in_order_with_clock_and_skips_unimportable_types(ros
 
 
 def test_messages_larger_than_the_shared_memory_segment_are_warned_about_and_counted(ros_context, synthetic_bag,
-                                                                                      capfd):
+                                                                                     capfd):
     from sensor_msgs.msg import Image
     harness = Harness(ros_context, '/')
     try:

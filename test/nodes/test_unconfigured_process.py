@@ -38,7 +38,7 @@ def _call(harness, client, request, timeout=30.0):
 
 
 def test_a_bad_model_path_leaves_a_running_unconfigured_node_a_manager_can_fix(ros_context, tiny_checkpoint,
-                                                                              tmp_path):
+                                                                               tmp_path):
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState, GetState
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue

@@ -6,9 +6,9 @@ bytes, emptied; torch's advice to load it with ``weights_only=False`` is never p
 """
 
 import pytest
-import torch
 
 from rcdepth_ros.errors import TrainingError
+import torch
 from training.loop.state import load_resume_state, previous_state_path, save_state, state_path, STATE_VERSION
 from training.train import main
 
@@ -45,7 +45,7 @@ def test_a_damaged_last_state_falls_back_to_the_previous_one(tmp_path, damage):
 
 
 def test_training_resumes_from_the_previous_state_and_says_from_which_step(tmp_path, tiny_experiment,
-                                                                          write_experiment, capsys):
+                                                                           write_experiment, capsys):
     config = write_experiment(tiny_experiment())
     run = tmp_path / 'run'
     argv = ['--config', str(config), '--out', str(run), 'train.epochs=1', 'train.checkpoint_every_steps=1']

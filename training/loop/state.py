@@ -5,8 +5,9 @@ The resume state of a run: everything needed to continue exactly where the last 
 gradient-scaler states, the RNG states (python, numpy, torch, CUDA), the position (epoch, step inside the epoch,
 global step) and the history (best validation score, per-epoch metrics). ``<run>/state/previous.pt`` keeps the state
 written before it: a ``last.pt`` damaged after it was written (a full disk elsewhere, a copy cut short, a stray
-edit) costs the steps since the previous state, with a warning, not the run (``load_resume_state``). The data order needs no RNG
-state: it is a function of (seed, epoch) (``loop.data``), and the position says where inside it to continue.
+edit) costs the steps since the previous state, with a warning, not the run (``load_resume_state``). The data
+order needs no RNG state: it is a function of (seed, epoch) (``loop.data``), and the position says where inside it
+to continue.
 
 Written atomically: ``torch.save`` to a temporary file in the same folder, flush, fsync, ``os.replace``, fsync of
 the folder; a process killed at any moment (SIGKILL included) leaves either the previous complete file or the new
