@@ -1,7 +1,7 @@
 """
 Soak rcdepth_node: many full-size frames over real ROS 2 transport, bad messages mixed in; memory and lost frames.
 
-Run from the repository root (not part of ``make test``; about 10 minutes for the default 10,000 frames at 20 Hz):
+Run from the repository root (not part of ``make test``; about 17 minutes for the default 10,000 frames at 10 Hz):
 ``.venv/bin/python benchmarks/bench_soak.py [--frames 10000] [--offer-hz 20] [--bad-every 100]``.
 
 One ``rcdepth_node`` process (the tiny test model, so the run is about the node, not the network; messages full
@@ -139,7 +139,7 @@ def soak(client, pid, frames, offer_hz, bad_every, rss_every, warmup):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--frames', type=int, default=10000, help='frames offered')
-    parser.add_argument('--offer-hz', type=float, default=20.0, help='input rate')
+    parser.add_argument('--offer-hz', type=float, default=10.0, help='input rate (a camera-like 10 Hz)')
     parser.add_argument('--bad-every', type=int, default=100, help='one bad frame in this many (0: none)')
     parser.add_argument('--rss-every', type=int, default=250, help='frames between two RSS samples')
     parser.add_argument('--warmup-frames', type=int, default=1000, help='frames before the RSS slope starts')

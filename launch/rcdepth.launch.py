@@ -19,7 +19,7 @@ ARGUMENTS = (
     ('namespace', '', 'namespace of the node and its relative topics'),
     ('params_file', PathJoinSubstitution([FindPackageShare('rcdepth_ros'), 'config', 'rcdepth.yaml']),
      'parameters file (config/rcdepth.yaml)'),
-    ('model_path', '', 'checkpoint; empty: the bundled model'),
+    ('model_path', '', 'checkpoint; empty: the bundled model (trained on synthetic scenes only, not for real use)'),
     ('device', 'auto', 'auto, cpu, cuda or cuda:N'),
     ('use_sim_time', 'false', 'use /clock (bag playback with --clock)'),
     ('image', '/camera/image', 'image topic (the compressed one is <image>/compressed)'),

@@ -23,6 +23,8 @@ import sys
 import threading
 import time
 
+from rcdepth_ros.core.inference.bundled_model import SYNTHETIC_ONLY
+
 HELP = 'synthetic drive -> bag -> node over ROS 2 -> live evaluation -> out/demo'
 FRAME_PERIOD_S = 0.1           # the synthetic drives are sampled at 10 Hz
 
@@ -30,7 +32,8 @@ FRAME_PERIOD_S = 0.1           # the synthetic drives are sampled at 10 Hz
 def add_arguments(parser):
     """Register the command's arguments."""
     parser.add_argument('--out', default='out/demo', help='output folder (default out/demo)')
-    parser.add_argument('--model', default='', help='checkpoint (default: the bundled model in weights/)')
+    parser.add_argument('--model', default='',
+                        help=f'checkpoint (default: the bundled model in weights/, {SYNTHETIC_ONLY})')
     parser.add_argument('--frames', type=int, default=20, help='frames of the synthetic drive (default 20)')
     parser.add_argument('--width', type=int, default=800, help='camera width (default 800)')
     parser.add_argument('--height', type=int, default=450, help='camera height (default 450)')

@@ -10,7 +10,7 @@ per-frame list.
 import json
 from pathlib import Path
 
-from rcdepth_ros.core.inference.bundled_model import resolve_model_path
+from rcdepth_ros.core.inference.bundled_model import resolve_model_path, SYNTHETIC_ONLY
 from rcdepth_ros.core.inference.engine import InferenceEngine
 from rcdepth_ros.core.runtime.pipeline import PipelineSettings
 from rcdepth_ros.evaluation.bags import evaluate_bag
@@ -23,7 +23,7 @@ HELP = 'evaluate a model on a rosbag2 file offline, through the core'
 def add_arguments(parser):
     """Register the command's arguments."""
     parser.add_argument('bag', help='rosbag2 directory written by rcdepth make-bag (or any bag in that layout)')
-    parser.add_argument('--model', default='', help='checkpoint (default: the bundled model)')
+    parser.add_argument('--model', default='', help=f'checkpoint (default: the bundled model, {SYNTHETIC_ONLY})')
     parser.add_argument('--out', default=None, help='folder for metrics.json')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--extrinsics', default='static', choices=('static', 'tf'),

@@ -140,12 +140,15 @@ class DepthNode(LifecycleNode):
     @logged_transition
     def on_configure(self, state):
         """Load the model and create the publishers; FAILURE (with the reason logged) on a bad checkpoint."""
-        from rcdepth_ros.core.inference.bundled_model import resolve_model_path
+        from rcdepth_ros.core.inference.bundled_model import resolve_model_path, SYNTHETIC_ONLY
         self._values = params.values(self)
         values = self._values
         self._log_parameters()
         try:
             self._model_path = resolve_model_path(values['model_path'])
+            if not str(values['model_path']).strip():
+                self.get_logger().warning(f'model_path is empty: the bundled model {self._model_path.name}, '
+                                          f'{SYNTHETIC_ONLY}; set model_path to a model trained on your sensors')
             self._engine = self._load_engine(self._model_path, values)
         except (RcdepthError, OSError, RuntimeError) as exc:
             self.get_logger().error(f'cannot load the model: {exc}')

@@ -20,6 +20,7 @@ import typing
 import numpy as np
 
 from rcdepth_ros.core.geometry.transforms import as_transform, transform_from_translation_quaternion
+from rcdepth_ros.core.inference.bundled_model import SYNTHETIC_ONLY
 from rcdepth_ros.core.pictures.colour import COLORMAPS
 from rcdepth_ros.errors import ConfigError, RcdepthError
 from rcdepth_ros.nodes.qos import QOS_NAMES
@@ -49,7 +50,7 @@ class ParamSpec:
 SPECS = (
     # Model (read at configure: settable only while the node is unconfigured).
     ParamSpec('model_path', '', 'checkpoint (.safetensors with its .json beside it); empty: the bundled model in '
-              "the package's weights/ directory", at_configure=True),
+              f"the package's weights/ directory, {SYNTHETIC_ONLY}", at_configure=True),
     ParamSpec('device', 'auto', 'auto (CUDA when available), cpu, cuda or cuda:N; CUDA that is not there falls '
               'back to the CPU with a warning', at_configure=True),
     ParamSpec('half', 'auto', 'fp16 inference: auto (on CUDA), true or false (fp16 is never used on the CPU)',

@@ -30,3 +30,24 @@ def test_one_checkpoint_or_the_demo_one(tmp_path):
 
 def test_explicit_path_wins(tmp_path):
     assert resolve_model_path(str(tmp_path / 'm.safetensors')) == tmp_path / 'm.safetensors'
+
+
+def test_every_place_that_names_the_bundled_model_says_it_is_synthetic_only():
+    import argparse
+
+    from rcdepth_ros.commands import demo, eval_bag
+    from rcdepth_ros.core.inference.bundled_model import SYNTHETIC_ONLY
+    from rcdepth_ros.nodes import params
+    from rcdepth_ros.paths import SOURCE_ROOT
+    assert 'synthetic scenes only' in SYNTHETIC_ONLY
+    assert SYNTHETIC_ONLY in params.BY_NAME['model_path'].description          # ros2 param describe
+    for command in (eval_bag, demo):                                            # --model help
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser)
+        assert SYNTHETIC_ONLY in ' '.join(parser.format_help().split())
+    for name in ('launch/rcdepth.launch.py', 'launch/playback_eval.launch.py', 'config/rcdepth.yaml'):
+        lines = [line for line in (SOURCE_ROOT / name).read_text().splitlines() if 'bundled model' in line]
+        assert lines and all('synthetic scenes only' in line for line in lines), name
+    for page in ('README.md', 'docs/node.md', 'docs/models.md'):
+        text = ' '.join((SOURCE_ROOT / page).read_text().split())
+        assert 'bundled model' in text and 'synthetic scenes only' in text, page

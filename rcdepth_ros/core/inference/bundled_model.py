@@ -1,6 +1,9 @@
 """
 The model shipped with the package: the one checkpoint in ``weights/`` that the node and the demo use by default.
 
+It is trained on synthetic scenes only (``SYNTHETIC_ONLY`` is said wherever it is named); real use needs a model
+trained on real data.
+
 A checkpoint is a ``.safetensors`` file with its ``.json`` beside it (``models.checkpoint``). The bundled one is
 found by looking, not by a fixed name, so whoever trains it (``make demo-model``) chooses the name; when there
 are several, one whose name contains ``demo`` wins, else the choice is ambiguous and refused.
@@ -13,6 +16,9 @@ from rcdepth_ros.errors import CheckpointError
 from rcdepth_ros.paths import weights_directory
 
 HOW_TO_MAKE = '`make demo-model` (trains the synthetic-scene student and writes it to weights/)'
+# Said wherever the bundled model is named (parameter descriptions, launch arguments, --model help, the node's log):
+# it serves the demo and the tests; on real frames it is no model to rely on (docs/models.md has the figures).
+SYNTHETIC_ONLY = 'trained on synthetic scenes only: for the demo and the tests, not for real sensors'
 
 
 def _is_checkpoint(json_path):
