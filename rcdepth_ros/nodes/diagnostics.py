@@ -104,7 +104,7 @@ def waiting_message(image_input):
         return f'waiting for images (no publisher on {topic})'
     limit = f'an image larger than the {describe_bytes(segment)} DDS shared-memory segment' if segment else \
         'an image larger than the DDS transport can carry'
-    return (f'waiting for images: {publishers} publisher(s) on {topic} but none received ({limit} is dropped '
+    return (f'waiting for images: {publishers} publisher(s) on {topic} but no image arrives ({limit} is dropped '
             f'without notice; or a QoS mismatch)')
 
 
