@@ -196,8 +196,8 @@ def _opencv_rgb(arr, code, encoding):
         return cv2.cvtColor(np.ascontiguousarray(arr), code)
     except cv2.error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else 'refused'
-        raise ConversionError(f'image: OpenCV cannot convert {encoding} {arr.shape[1]}x{arr.shape[0]} to RGB '
-                              f'({reason})') from None
+        raise ConversionError(f'image: OpenCV cannot convert {encoding} {arr.shape[0]}x{arr.shape[1]} (HxW) to '
+                              f'RGB ({reason})') from None
 
 
 def image_to_rgb(msg):
