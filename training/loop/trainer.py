@@ -21,6 +21,7 @@ scheduler and RNG exactly, so on the CPU a resumed run ends with bit-identical w
 """
 
 import contextlib
+import gc
 import json
 from pathlib import Path
 import random
@@ -315,9 +316,19 @@ class Trainer:
                                 tensorboard=tcfg.tensorboard, progress=tcfg.progress)
         try:
             self._train_epochs()
-            return self._finish()
+            summary = self._finish()
+            # Leave the process group together: a gloo rank that tears down while another still talks to it can
+            # abort at exit ('terminate called without an active exception'), failing a finished run.
+            distributed.barrier(self.dist)
+            return summary
         finally:
             self.logger.close()
+            if self.dist.enabled:
+                # DDP's reducer holds the process group: release it before the group goes, or its gloo threads are
+                # torn down at interpreter exit and a finished rank can abort ('terminate called without an
+                # active exception').
+                self.model = None
+                gc.collect()
             distributed.shutdown(self.dist)
 
     def _train_epochs(self):
