@@ -66,9 +66,13 @@ def evaluate_reader(engine, reader, caps=DEFAULT_CAPS, batch_size=1, on_error='r
 
 
 def evaluate_model(model, source, root=None, split=None, frames=None, reader_options=None, device='auto',
-                   half='auto', caps=DEFAULT_CAPS, batch_size=1, on_error='raise', keep_frames=False, progress=False):
+                   half='auto', caps=DEFAULT_CAPS, batch_size=1, on_error='raise', keep_frames=False, progress=False,
+                   refine=None):
     """
     Evaluate a checkpoint (path, or a ``(model, input_cfg, model_cfg)`` tuple) on frames of a data source.
+
+    ``refine``: the engine's refinement stage (None / 'none' / 'radar', a mapping or RefineSettings); its settings
+    are recorded under ``evaluation.refine``.
 
     Returns a JSON-ready dict: ``metrics`` (``MetricsResult.to_dict``, with ``per_frame`` when ``keep_frames``),
     ``evaluation`` (source, root, split, frames, frames evaluated, skipped frames, timing, device) and ``model``
@@ -79,13 +83,14 @@ def evaluate_model(model, source, root=None, split=None, frames=None, reader_opt
     net, input_cfg, model_cfg = model if checkpoint is None else load_checkpoint(checkpoint)[:3]
     # counted before the engine folds batch norm into the convolutions (the model as trained and shipped)
     parameters = int(sum(p.numel() for p in net.parameters()))
-    engine = InferenceEngine((net, input_cfg, model_cfg), device=device, half=half)
+    engine = InferenceEngine((net, input_cfg, model_cfg), device=device, half=half, refine=refine)
     result, info = evaluate_reader(engine, reader, caps, batch_size, on_error, keep_frames, progress)
     return {
         'metrics': result.to_dict(include_frames=keep_frames),
         'evaluation': dict(info, source=source, root=None if root is None else str(root), split=split,
                            frames_selected=frames, device=str(engine.device), half=engine.half,
-                           caps=[float(c) for c in caps], resolution='original'),
+                           caps=[float(c) for c in caps], resolution='original',
+                           refine=engine.refine_settings.to_dict()),
         'model': {'checkpoint': checkpoint, 'architecture': model_cfg.architecture, 'parameters': parameters,
                   'input': [input_cfg.height, input_cfg.width]},
     }

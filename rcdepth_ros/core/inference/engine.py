@@ -14,10 +14,16 @@ the preceding convolutions (``models.batchnorm_folding``; same output within flo
 Forward passes run under ``torch.inference_mode()``; Grad-CAM saliency, computed only when asked, runs the
 same single forward with gradients enabled below the saliency layer, plus one backward pass.
 
+``refine``: the optional radar-anchored refinement after the forward pass (``rcdepth_ros.core.inference.refine``):
+None / ``'none'`` / ``'radar'``, a mapping of its settings or a ``RefineSettings``; ``set_refine`` changes it between
+frames (the node's live parameter). It runs on the raw depth at model resolution with the model's input image and
+the camera-frame radar returns, before the maps are restored to the original size.
+
 ``infer(image_rgb, radar_cam, K, saliency=False, saliency_target='mean')`` returns an ``InferenceResult`` whose
 maps have the ORIGINAL image size: ``depth`` float32 metres, NaN where invalid (rows the input transform cropped
 away); ``uncertainty`` (bin heads) or None; ``saliency`` in [0, 1] (0 in cropped rows) or None; ``model_input``
-(its ``radar_raw`` is what the node publishes as ``radar/depth_image``); ``timings`` in ms. A saliency box
+(its ``radar_raw`` is what the node publishes as ``radar/depth_image``); ``timings`` in ms (with ``refine`` when
+the stage is on); ``refine`` the stage's report (``Refinement.report``) or None when it is off. A saliency box
 ``(x0, y0, x1, y1)`` is given in original-image pixels (end exclusive).
 """
 
@@ -29,6 +35,7 @@ import typing
 
 import numpy as np
 from rcdepth_ros.core.geometry.model_input import ModelInput, prepare_model_input
+from rcdepth_ros.core.inference.refine import RadarRefiner, RefineSettings
 from rcdepth_ros.core.inference.saliency import grad_cam, GradCAM, saliency_target
 from rcdepth_ros.core.sensor_types import CameraIntrinsics
 from rcdepth_ros.errors import ConfigError, ModelInputError, ProjectionError
@@ -47,6 +54,7 @@ class InferenceResult:
     saliency: typing.Optional[np.ndarray]
     model_input: ModelInput
     timings: typing.Dict[str, float]
+    refine: typing.Optional[typing.Dict[str, typing.Any]] = None
 
 
 def resolve_device(device='auto'):
@@ -86,7 +94,8 @@ def _resolve_half(half, device):
 class InferenceEngine:
     """Run a depth model on original-size frames (see the module docstring)."""
 
-    def __init__(self, source, device='auto', half='auto', channels_last=True, saliency_layer=None, fuse_bn=True):
+    def __init__(self, source, device='auto', half='auto', channels_last=True, saliency_layer=None, fuse_bn=True,
+                 refine=None):
         """Load the checkpoint (or copy the given model), move it to the device, freeze it."""
         if isinstance(source, (tuple, list)):
             if len(source) != 3:
@@ -110,6 +119,8 @@ class InferenceEngine:
         self.model = model
         # Fail early (at configure time) on a bad layer name rather than on the first saliency request.
         self.saliency_layer = GradCAM(model, saliency_layer).layer
+        self.refiner = RadarRefiner(RefineSettings())
+        self.set_refine(refine)
         LOGGER.info('inference engine: %s on %s (%s%s), input %dx%d', self.model_cfg.architecture, self.device,
                     'fp16' if self.half else 'fp32', ', channels_last' if self.channels_last else '',
                     self.input_cfg.width, self.input_cfg.height)
@@ -118,6 +129,41 @@ class InferenceEngine:
     def has_uncertainty(self):
         """Return True when the model predicts a bin distribution (and so an uncertainty map)."""
         return self.model_cfg.head.kind == 'bins'
+
+    def set_refine(self, refine):
+        """Set the refinement stage: None / 'none' / 'radar', a mapping of RefineSettings fields, or RefineSettings."""
+        if refine is None or isinstance(refine, str):
+            settings = self.refiner.settings.replace(mode=refine or 'none')
+        elif isinstance(refine, RefineSettings):
+            settings = refine
+        else:
+            settings = RefineSettings.from_mapping(refine)
+        self.refiner = RadarRefiner(settings)
+        return settings
+
+    @property
+    def refine_settings(self):
+        """Return the refinement stage's RefineSettings."""
+        return self.refiner.settings
+
+    def _refine(self, out, image, inputs, radars):
+        """Refine each frame's model-resolution depth (and uncertainty) in place in ``out``; return the reports."""
+        if not self.refiner.settings.active:
+            return [None] * len(inputs)
+        depth = out['depth']
+        uncertainty = out.get('uncertainty')
+        reports, depths, uncertainties = [], [], []
+        with torch.inference_mode():
+            for i, (model_input, radar) in enumerate(zip(inputs, radars)):
+                refined = self.refiner.refine(depth[i, 0], image[i], radar.xyz, model_input.K, rcs=radar.rcs,
+                                              uncertainty=None if uncertainty is None else uncertainty[i, 0])
+                reports.append(refined.report())
+                depths.append(refined.depth)
+                uncertainties.append(refined.uncertainty)
+            out['depth'] = torch.stack(depths)[:, None]
+            if uncertainty is not None:
+                out['uncertainty'] = torch.stack(uncertainties)[:, None]
+        return reports
 
     def _sync(self):
         if self.device.type == 'cuda':
@@ -196,6 +242,10 @@ class InferenceEngine:
         preprocess_ms = (time.perf_counter() - start) * 1e3
         out, maps, forward_ms, saliency_ms = self._forward(image, radar, saliency, targets)
         start = time.perf_counter()
+        refinements = self._refine(out, image, inputs, radars)
+        self._sync()
+        refine_ms = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
         depth = out['depth'].float().cpu().numpy()[:, 0]
         uncertainty = out['uncertainty'].float().cpu().numpy()[:, 0] if 'uncertainty' in out else None
         sal = maps.float().cpu().numpy()[:, 0] if maps is not None else None
@@ -206,10 +256,12 @@ class InferenceEngine:
                 depth=transform.restore(depth[i]),
                 uncertainty=transform.restore(uncertainty[i]) if uncertainty is not None else None,
                 saliency=np.clip(transform.restore(sal[i], fill=0.0), 0.0, 1.0) if sal is not None else None,
-                model_input=model_input, timings={}))
+                model_input=model_input, timings={}, refine=refinements[i]))
         postprocess_ms = (time.perf_counter() - start) * 1e3
         timings = {'preprocess': preprocess_ms, 'forward': forward_ms, 'saliency': saliency_ms,
                    'postprocess': postprocess_ms}
+        if refinements[0] is not None:
+            timings['refine'] = refine_ms
         for result in results:
             result.timings = dict(timings)
         return results
