@@ -17,9 +17,12 @@ returns, which differ from visual-odometry points in ways the stage is built for
   weight at all, a return nearer by up to ``near_cutoff`` keeps weight. The mean is computed by a few
   reweighted steps started at the network's own depth, so a return's weight is its agreement with the prediction,
   times an RCS weight (``rcs_weight``; RCS normalised within the frame, so the sensor's unit does not matter). A
-  segment's pull saturates with the summed weight of its returns (``support_saturation``), so one return moves a
-  segment by a bounded amount, and every change is clipped to ``max_log_scale``. (A Cauchy loss, whose weights
-  never reach zero, let the thousands of far ghost returns of an imaging radar add up; see docs/refinement.md.)
+  segment's pull grows with the square of the summed weight of its returns and saturates (``support_saturation``:
+  the support at which half the full pull ``lambda_radar`` is reached), so a segment moves on agreeing returns,
+  not on one: a single return moves its segment's log depth by at most ``a t / (a + lambda_prior)`` (``t`` its
+  log ratio, ``a`` its pull), every change is clipped to ``max_log_scale``, and a return beyond ``far_cutoff``
+  changes nothing. (A Cauchy loss, whose weights never reach zero, let the thousands of far ghost returns of an
+  imaging radar add up; see docs/refinement.md.)
 * Ties: only touching segments are tied (FSNet ties all pairs), weakened across a depth step (``tie_depth_scale``)
   so a car does not drag the wall behind it; ``lambda_prior`` keeps every segment near the network's depth.
 
@@ -77,14 +80,15 @@ class RefineSettings:
     far_cutoff: float = 0.15
     robust_iterations: int = 3
     rcs_weight: float = 0.0
-    support_saturation: float = 0.5
+    support_saturation: float = 4.0
     lambda_ties: float = 1.0
-    lambda_radar: float = 16.0
+    lambda_radar: float = 64.0
     lambda_prior: float = 1.0
     tie_depth_scale: float = 0.3
     max_log_scale: float = 0.5
     min_depth: float = 1.0
     max_depth: float = 100.0
+    threads: int = 1
 
     def __post_init__(self):
         """Check every value; raise ConfigError naming the first bad one."""
@@ -112,6 +116,7 @@ class RefineSettings:
             ('max_log_scale', self.max_log_scale >= 0, '>= 0'),
             ('min_depth', self.min_depth > 0, '> 0'),
             ('max_depth', self.max_depth > self.min_depth, '> min_depth'),
+            ('threads', 0 <= self.threads <= 256, "in [0, 256] (0: torch's own setting)"),
         )
         for name, ok, text in checks:
             value = getattr(self, name)
@@ -397,7 +402,21 @@ class RadarRefiner:
         ``depth`` (h, w) tensor of metres at model resolution; ``image`` (C, h, w) tensor at the same size (the
         model's normalised input); ``radar_xyz`` (N, 3) returns in the camera frame (numpy or tensor) with ``rcs``
         (N,) or None; ``K`` the 3x3 intrinsics at model resolution; ``uncertainty`` (h, w) or None.
+
+        On the CPU the stage runs on ``threads`` intra-op threads (then restores torch's setting): its tensors are
+        small, so a parallel region costs more than it saves, and on a loaded machine it waits for every core.
         """
+        threads = self.settings.threads if depth.device.type == 'cpu' else 0
+        previous = torch.get_num_threads()
+        if threads and threads != previous:
+            torch.set_num_threads(threads)
+        try:
+            return self._refine(depth, image, radar_xyz, K, rcs, uncertainty)
+        finally:
+            if threads and threads != previous:
+                torch.set_num_threads(previous)
+
+    def _refine(self, depth, image, radar_xyz, K, rcs, uncertainty):
         s = self.settings
         device = depth.device
         clock = _Clock(s.budget_ms, device)
@@ -437,6 +456,11 @@ class RadarRefiner:
         return torch.where(residual > 0, torch.full_like(residual, s.far_cutoff),
                            torch.full_like(residual, s.near_cutoff))
 
+    def _tukey(self, residual):
+        """Tukey's biweight of log ratios with the asymmetric cut-offs: 1 at 0, 0 beyond the cut-off."""
+        error = residual / self._cutoffs(residual)
+        return (1.0 - error * error).clamp_min(0.0).square()
+
     def _solve(self, depth, image, col, row, log_z, weight, half, grid, clock):
         """Return (per-working-pixel scale (rows, cols), segments with support)."""
         s = self.settings
@@ -460,18 +484,18 @@ class RadarRefiner:
         best = cost.argmin(dim=1, keepdim=True)
         residual = residual.gather(1, best)[:, 0]
         seg = labels[rows.gather(1, best)[:, 0], col]
-        # 3. inner problem: redescending robust mean of the log ratios per segment, started at the prediction
+        # 3. inner problem: each return's weight is its agreement with the prediction (fixed) times its agreement
+        # with the segment's current robust mean (a few reweighted steps started at the prediction)
+        weight = weight * self._tukey(residual)
         target = torch.zeros(count, device=device)
         support = target
         for _ in range(s.robust_iterations):
-            error = residual - target[seg]
-            error = error / self._cutoffs(error)
-            omega = weight * (1.0 - error * error).clamp_min(0.0).square()
+            omega = weight * self._tukey(residual - target[seg])
             support = torch.zeros(count, device=device).index_add_(0, seg, omega)
             moment = torch.zeros(count, device=device).index_add_(0, seg, omega * residual)
             target = moment / support.clamp_min(_EPS)
         supported = int((support > _EPS).sum())
-        alpha = s.lambda_radar * support / (support + s.support_saturation + _EPS)
+        alpha = s.lambda_radar * support.square() / (support.square() + s.support_saturation ** 2 + _EPS)
         clock.check()
         # 4. outer problem: prior + ties between touching segments + radar targets, one SPD linear system
         flat = labels.reshape(-1)
