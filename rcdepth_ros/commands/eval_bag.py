@@ -3,8 +3,8 @@
 
 The work is ``rcdepth_ros.evaluation.bags.evaluate_bag`` (the same matching, processing and scoring as the node and
 ``rcdepth_eval_node``). ``DIR/metrics.json`` gets the metrics JSON of ``evaluation.metrics`` with ``per_frame`` and an
-``evaluation`` section (frames matched, evaluated, skipped per reason); stdout gets the metrics JSON without the
-per-frame list.
+``evaluation`` section (frames matched, evaluated, skipped per reason; with ``--refine radar`` the refinement's
+outcomes, returns dropped and time); stdout gets the metrics JSON without the per-frame list.
 """
 
 import json
@@ -14,7 +14,7 @@ from rcdepth_ros.core.inference.bundled_model import resolve_model_path, SYNTHET
 from rcdepth_ros.core.inference.engine import InferenceEngine
 from rcdepth_ros.core.runtime.pipeline import PipelineSettings
 from rcdepth_ros.evaluation.bags import evaluate_bag
-from rcdepth_ros.evaluation.datasets import parse_caps
+from rcdepth_ros.evaluation.datasets import add_refine_arguments, parse_caps, refine_from_args
 from rcdepth_ros.paths import check_output_folder
 
 HELP = 'evaluate a model on a rosbag2 file offline, through the core'
@@ -34,13 +34,14 @@ def add_arguments(parser):
     parser.add_argument('--radar-max-sweeps', type=int, default=1, help='sweeps per radar per frame')
     parser.add_argument('--match-tolerance', type=float, default=0.05, help='lidar-to-image stamp tolerance, s')
     parser.add_argument('--caps', default='50,70,80', help='depth caps in metres, comma separated')
+    add_refine_arguments(parser)
 
 
 def run(args):
     """Evaluate the bag, print the metrics JSON, write DIR/metrics.json; return 0."""
     if args.out:
         check_output_folder(args.out)           # before the work: a bad --out must not throw the results away
-    engine = InferenceEngine(resolve_model_path(args.model), device=args.device)
+    engine = InferenceEngine(resolve_model_path(args.model), device=args.device, refine=refine_from_args(args))
     settings = PipelineSettings(args.queue_size, args.slop, args.radar_window, args.radar_max_sweeps)
     result, info = evaluate_bag(args.bag, engine, settings, args.extrinsics, parse_caps(args.caps),
                                 args.match_tolerance)

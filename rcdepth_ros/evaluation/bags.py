@@ -65,6 +65,30 @@ def bag_static_extrinsics(bag):
     return camera, static_extrinsics_from_buffer(buffer, camera).transforms
 
 
+class _RefineTally:
+    """The refinement's outcomes, dropped returns and times over the processed frames."""
+
+    def __init__(self):
+        self.frames = 0
+        self.statuses = Counters()
+        self.dropped = Counters()
+        self.times = []
+
+    def add(self, report, time_ms):
+        self.frames += 1
+        self.statuses.add(report['status'])
+        for reason, count in report['dropped'].items():
+            self.dropped.add(reason, count)
+        if time_ms is not None:
+            self.times.append(float(time_ms))
+
+    def summary(self, settings):
+        times = sorted(self.times)
+        return {'settings': settings.to_dict(), 'frames': self.statuses.snapshot(),
+                'dropped_returns': self.dropped.snapshot(),
+                'time_ms_p50': times[len(times) // 2] if times else None}
+
+
 def evaluate_bag(bag, engine, settings=None, extrinsics='static', caps=DEFAULT_CAPS, match_tolerance_s=0.05,
                  field_map=None, on_result=None):
     """
@@ -89,6 +113,7 @@ def evaluate_bag(bag, engine, settings=None, extrinsics='static', caps=DEFAULT_C
                                on_event=lambda reason, message: None, prefer_message_filters=False)
     pending = _PendingFrames(int(round(match_tolerance_s * 1e9)))
     accumulator = MetricsAccumulator(caps, keep_frames=True)
+    refine = _RefineTally()
     counts = {'images': 0, 'matched': 0, 'processed': 0, 'evaluated': 0, 'unmatched': 0}
 
     def provider(camera_frame):
@@ -142,6 +167,8 @@ def evaluate_bag(bag, engine, settings=None, extrinsics='static', caps=DEFAULT_C
                 continue
             for reason, _ in result.issues:
                 problems.add(reason)
+            if result.refine is not None:
+                refine.add(result.refine, result.timings.get('refine'))
             counts['processed'] += 1
             pending.frames.append(result)
         settle()
@@ -152,4 +179,6 @@ def evaluate_bag(bag, engine, settings=None, extrinsics='static', caps=DEFAULT_C
     result = accumulator.result()
     info_out = dict(counts, problems=problems.snapshot(), radar_topics=radar_topics, image_topic=image_topic,
                     extrinsics=extrinsics)
+    if refine.frames:
+        info_out['refine'] = refine.summary(engine.refine_settings)
     return result, info_out

@@ -12,11 +12,13 @@ The command-line options of such an evaluation (``add_arguments``, ``evaluate_ar
 """
 
 import json
+import math
 from pathlib import Path
 import time
 
 from rcdepth_ros.config import bounded_number, load_yaml
 from rcdepth_ros.core.inference.engine import InferenceEngine
+from rcdepth_ros.core.inference.refine import RefineSettings
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.errors import ConfigError, MetricsError
 from rcdepth_ros.evaluation.frames import evaluate_frame
@@ -113,10 +115,30 @@ def add_arguments(parser):
     parser.add_argument('--per-frame', action='store_true', help='add per-frame metrics to the written files')
     parser.add_argument('--skip-bad-frames', action='store_true', help='skip (and list) unreadable frames')
     parser.add_argument('--progress', action='store_true', help='show a progress bar on stderr')
+    add_refine_arguments(parser)
 
 
-def parse_options(text):
-    """Return reader options from a YAML mapping string or a YAML file path (None: no options)."""
+def add_refine_arguments(parser):
+    """Register ``--refine`` and ``--refine-options`` (``rcdepth eval``, ``training.evaluate``, ``eval-bag``)."""
+    parser.add_argument('--refine', default='none', choices=('none', 'radar'),
+                        help='radar: refine the depth with the radar returns (docs/refinement.md)')
+    parser.add_argument('--refine-options', default=None,
+                        help='RefineSettings fields as a YAML mapping or file, e.g. "{far_cutoff: 0.3}"; the time '
+                             'budget is unlimited unless budget_ms is given, so metrics do not depend on the load')
+
+
+def refine_from_args(args):
+    """Return the RefineSettings of ``--refine`` / ``--refine-options`` (None when off)."""
+    options = parse_options(getattr(args, 'refine_options', None), '--refine-options')
+    if getattr(args, 'refine', 'none') == 'none':
+        if options:
+            raise ConfigError('--refine-options given without --refine radar')
+        return None
+    return RefineSettings.from_mapping({'budget_ms': math.inf, **options, 'mode': 'radar'})
+
+
+def parse_options(text, flag='--options'):
+    """Return options from a YAML mapping string or a YAML file path (None: no options)."""
     if not text:
         return {}
     if Path(text).is_file():
@@ -124,9 +146,9 @@ def parse_options(text):
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f'--options: not valid YAML ({exc})') from None
+        raise ConfigError(f'{flag}: not valid YAML ({exc})') from None
     if not isinstance(value, dict):
-        raise ConfigError(f'--options: expected a mapping such as "{{config: {{num_drives: 2}}}}", got {text!r}')
+        raise ConfigError(f'{flag}: expected a mapping such as "{{config: {{num_drives: 2}}}}", got {text!r}')
     return value
 
 
@@ -151,7 +173,7 @@ def evaluate_args(args, model=None):
                           reader_options=parse_options(args.options), device=args.device, half=half,
                           caps=parse_caps(args.caps), batch_size=args.batch_size,
                           on_error='skip' if args.skip_bad_frames else 'raise', keep_frames=args.per_frame,
-                          progress=args.progress)
+                          progress=args.progress, refine=refine_from_args(args))
 
 
 def write_record(record, out):

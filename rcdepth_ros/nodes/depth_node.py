@@ -17,6 +17,11 @@ be configured again) and creates the publishers; ``on_activate`` subscribes and 
 worker; ``on_deactivate`` / ``on_cleanup`` release them. Inference runs in a worker thread fed by a keep-latest
 slot, so parameter services and transitions stay responsive and latency never grows with the input rate.
 Bad input is warned about (throttled, per kind), counted in the diagnostics, and the node goes on.
+
+With ``refine: radar`` (live) the engine refines each depth map with the frame's radar returns
+(``core.inference.refine``, docs/refinement.md) within ``refine.budget_ms``; diagnostics add its latency
+(``latency_ms.refine``), its frame outcomes (``refine.frames.*``: over budget, no valid return, ...) and the returns
+it dropped (``refine.dropped_returns.*``: behind the camera, NaN, outside the image, out of range).
 """
 
 import functools
@@ -63,6 +68,12 @@ def camera_info_with_header(info, header, types):
     return types.CameraInfo(header=header, height=info.height, width=info.width,
                             distortion_model=info.distortion_model, d=info.d, k=info.k, r=info.r, p=info.p,
                             binning_x=info.binning_x, binning_y=info.binning_y, roi=info.roi)
+
+
+# The refinement stage's frame outcomes and dropped-return reasons (rcdepth_ros.core.inference.refine.STATUSES and
+# DROP_REASONS, repeated here so importing the node does not import torch), listed in diagnostics from the start.
+REFINE_STATUSES = ('refined', 'disabled', 'no_returns', 'no_valid_returns', 'over_budget')
+REFINE_DROP_REASONS = ('nonfinite', 'behind_camera', 'out_of_range', 'outside_image')
 
 
 class DepthNode(LifecycleNode):
@@ -123,11 +134,24 @@ class DepthNode(LifecycleNode):
         values = self._values
         self._field_map = RadarFieldMap(**params.field_map_values(values))
         self._throttle.period_s = float(values['warn_throttle'])
+        engine = self._engine
+        if engine is not None and any(p.name == 'refine' or p.name.startswith('refine.') for p in parameters):
+            self._set_refine(engine, values)
         assembler = self._assembler
         if assembler is not None:
             assembler.set_radar_selection(values['radar.window'], values['radar.max_sweeps'])
         if later and self._inputs:
             self.get_logger().info(f'{", ".join(later)} will take effect at the next activation')
+
+    def _set_refine(self, engine, values):
+        """Give the engine the refinement of the ``refine*`` parameters (later frames); a bad value is logged."""
+        try:
+            settings = engine.set_refine(params.refine_mapping(values))
+        except RcdepthError as exc:
+            self.get_logger().error(f'refinement unchanged: {exc}')
+            return
+        self.get_logger().info(f'refinement: {settings.mode}' + (f', budget {settings.budget_ms:g} ms'
+                                                                 if settings.mode != 'none' else ''))
 
     def _log_parameters(self):
         for name in sorted(self._values):
@@ -182,6 +206,7 @@ class DepthNode(LifecycleNode):
             torch.set_num_threads(int(values['num_threads']))
         half = {'auto': 'auto', 'true': True, 'false': False}[str(values['half']).lower()]
         engine = InferenceEngine(model_path, device=values['device'], half=half)
+        self._set_refine(engine, values)
         if values['warmup']:
             self._warm_up(engine)
         return engine
@@ -330,7 +355,9 @@ class DepthNode(LifecycleNode):
         self._rates = {'image': RateMeter(), 'camera_info': RateMeter(), 'depth': RateMeter()}
         self._rates.update({f'radar {t}': RateMeter() for t in radar_topics})
         self._latency = {'processing': LatencyStats(), 'end_to_end': LatencyStats(), 'forward': LatencyStats(),
-                         'header_age': LatencyStats()}
+                         'refine': LatencyStats(), 'header_age': LatencyStats()}
+        self._refine_frames = Counters(REFINE_STATUSES)
+        self._refine_dropped = Counters(REFINE_DROP_REASONS)
         self._problems = Counters(FRAME_PROBLEMS + SWEEP_PROBLEMS)
         self._errors = Counters(OUTPUT_ERRORS)
         self._frames = Counters(('processed', 'published'))
@@ -405,6 +432,12 @@ class DepthNode(LifecycleNode):
         self._latency['processing'].add((done - request.matched) * 1e3)
         self._latency['end_to_end'].add((done - request.received) * 1e3)
         self._latency['forward'].add(result.timings.get('forward', float('nan')))
+        if result.refine is not None:
+            self._latency['refine'].add(result.timings.get('refine', float('nan')))
+            self._refine_frames.add(result.refine['status'])
+            for reason, count in result.refine['dropped'].items():
+                if count:
+                    self._refine_dropped.add(reason, count)
         self._latency['header_age'].add((self.get_clock().now().nanoseconds - request.stamp_ns) / 1e6)
 
     def _subscribed(self, topic):
@@ -492,6 +525,9 @@ class DepthNode(LifecycleNode):
             'latency_ms': latency,
             'drops': drops,
             'errors': self._errors.snapshot(),
+            'refine': {'mode': engine.refine_settings.mode if engine is not None else 'n/a',
+                       'budget_ms': float(engine.refine_settings.budget_ms) if engine is not None else None,
+                       'frames': self._refine_frames.snapshot(), 'dropped_returns': self._refine_dropped.snapshot()},
         }
 
     def _image_input(self):

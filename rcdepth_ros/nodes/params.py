@@ -28,6 +28,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.parameter import Parameter
 
 IMAGE_TRANSPORTS = ('raw', 'compressed')
+REFINE_MODES = ('none', 'radar')
 EXTRINSICS_SOURCES = ('auto', 'tf', 'parameters')
 FIELD_AUTO = 'auto'
 FIELD_NONE = 'none'
@@ -112,6 +113,17 @@ SPECS = (
               choices=tuple(sorted(COLORMAPS))),
     ParamSpec('warn_throttle', 5.0, 'seconds between two warnings of the same kind', range=(0.0, 3600.0),
               live=True),
+    # Radar-anchored refinement (rcdepth_ros.core.inference.refine, docs/refinement.md); defaults are RefineSettings'.
+    ParamSpec('refine', 'none', 'test-time refinement of the depth with the radar returns: none or radar', live=True,
+              choices=REFINE_MODES),
+    ParamSpec('refine.budget_ms', 30.0, 'time budget of the refinement per frame, ms; 0 disables it; when it runs '
+              'out the unrefined depth is published', range=(0.0, 10000.0), live=True),
+    ParamSpec('refine.elevation_spread_deg', 2.0, "half-width of the radar beam's elevation spread: a return may "
+              'support any row of its column within it, degrees', range=(0.0, 30.0), live=True),
+    ParamSpec('refine.near_cutoff', 1.5, 'a return nearer than the depth by more than this log ratio has no weight',
+              range=(0.001, 5.0), live=True),
+    ParamSpec('refine.far_cutoff', 0.15, 'a return farther than the depth by more than this log ratio has no weight '
+              '(multipath ghosts lie beyond the surface)', range=(0.001, 5.0), live=True),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 LIVE = frozenset(spec.name for spec in SPECS if spec.live)
@@ -179,6 +191,15 @@ def refuse_after_configure(names, state):
         return None
     return (f'{", ".join(fixed)}: read at configure, so it can be set only while the node is unconfigured (it is '
             f'{state}: deactivate and clean it up first, set it, then configure and activate again)')
+
+
+def refine_mapping(current):
+    """Return the RefineSettings fields (a plain mapping) of the ``refine*`` parameter values."""
+    mapping = {'mode': str(current['refine']).strip().lower()}
+    for name, value in current.items():
+        if name.startswith('refine.'):
+            mapping[name[len('refine.'):]] = value
+    return mapping
 
 
 def validate_color_range(low, high):

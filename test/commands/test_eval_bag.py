@@ -60,6 +60,19 @@ def test_eval_bag_evaluates_every_frame_beside_the_real_ros_libraries(drive_bag,
     capsys.readouterr()
 
 
+def test_eval_bag_refine_flag_reports_the_stage(drive_bag, checkpoint, tmp_path, capsys):
+    out = tmp_path / 'refined'
+    assert main(['eval-bag', str(drive_bag), '--model', str(checkpoint), '--out', str(out), '--device', 'cpu',
+                 '--refine', 'radar']) == 0
+    capsys.readouterr()
+    refine = json.loads((out / 'metrics.json').read_text())['evaluation']['refine']
+    assert refine['settings']['mode'] == 'radar' and sum(refine['frames'].values()) == 3
+    assert refine['frames']['refined'] == 3 and refine['time_ms_p50'] > 0
+    plain = tmp_path / 'plain'
+    assert main(['eval-bag', str(drive_bag), '--model', str(checkpoint), '--out', str(plain), '--device', 'cpu']) == 0
+    assert 'refine' not in json.loads((plain / 'metrics.json').read_text())['evaluation']
+
+
 def test_eval_bag_agrees_with_the_core_on_the_bag_frames(drive_bag, tiny_student):
     """The same numbers as the engine on BagFrame inputs, in the field of view every scorer uses."""
     engine = InferenceEngine(tiny_student, device='cpu')

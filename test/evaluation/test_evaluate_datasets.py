@@ -98,6 +98,27 @@ def test_rcdepth_eval_command(tmp_path, tiny_student, capsys):
     assert 'not found' in capsys.readouterr().err
 
 
+def test_rcdepth_eval_refine_flag(tmp_path, tiny_student, capsys):
+    checkpoint = _checkpoint(tmp_path, tiny_student)
+    common = ['eval', '--dataset', 'synthetic', '--split', 'val', '--frames', '0-1', '--model', checkpoint,
+              '--options', json.dumps({'config': SYNTHETIC}), '--device', 'cpu']
+    assert cli_main(common + ['--out', str(tmp_path / 'plain')]) == 0
+    assert cli_main(common + ['--refine', 'radar', '--refine-options', '{far_cutoff: 1.5, segments: 100}',
+                              '--out', str(tmp_path / 'refined')]) == 0
+    capsys.readouterr()
+    plain = json.loads((tmp_path / 'plain' / 'evaluation.json').read_text())
+    refined = json.loads((tmp_path / 'refined' / 'evaluation.json').read_text())
+    assert plain['evaluation']['refine']['mode'] == 'none'
+    settings = refined['evaluation']['refine']
+    assert settings['mode'] == 'radar' and settings['budget_ms'] == 'inf'      # offline: never gives up
+    assert settings['far_cutoff'] == 1.5 and settings['segments'] == 100
+    assert refined['metrics']['caps']['80']['mae'] != plain['metrics']['caps']['80']['mae']
+    assert cli_main(common + ['--refine-options', '{far_cutoff: 1.5}']) == 2
+    assert 'without --refine radar' in capsys.readouterr().err
+    assert cli_main(common + ['--refine', 'radar', '--refine-options', '{farcutoff: 1.5}']) == 2
+    assert 'unknown setting' in capsys.readouterr().err
+
+
 def test_astyx_frames_at_original_resolution(astyx_root, tmp_path, tiny_student):
     record = evaluate_model(_checkpoint(tmp_path, tiny_student), 'astyx', root=astyx_root, frames='350-351',
                             device='cpu', keep_frames=True)

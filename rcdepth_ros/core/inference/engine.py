@@ -23,7 +23,7 @@ the camera-frame radar returns, before the maps are restored to the original siz
 maps have the ORIGINAL image size: ``depth`` float32 metres, NaN where invalid (rows the input transform cropped
 away); ``uncertainty`` (bin heads) or None; ``saliency`` in [0, 1] (0 in cropped rows) or None; ``model_input``
 (its ``radar_raw`` is what the node publishes as ``radar/depth_image``); ``timings`` in ms (with ``refine`` when
-the stage is on); ``refine`` the stage's report (``Refinement.report``) or None when it is off. A saliency box
+the stage is on); ``refine`` the stage's report (``Refinement.report``) or None with mode ``none``. A saliency box
 ``(x0, y0, x1, y1)`` is given in original-image pixels (end exclusive).
 """
 
@@ -147,8 +147,12 @@ class InferenceEngine:
         return self.refiner.settings
 
     def _refine(self, out, image, inputs, radars):
-        """Refine each frame's model-resolution depth (and uncertainty) in place in ``out``; return the reports."""
-        if not self.refiner.settings.active:
+        """
+        Refine each frame's model-resolution depth (and uncertainty) in place in ``out``; return the reports.
+
+        Mode ``none``: no reports (None). Mode ``radar`` with a zero budget: reports with status ``disabled``.
+        """
+        if self.refiner.settings.mode == 'none':
             return [None] * len(inputs)
         depth = out['depth']
         uncertainty = out.get('uncertainty')

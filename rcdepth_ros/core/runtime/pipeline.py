@@ -105,7 +105,8 @@ class FrameResult:
     ``depth`` (H, W) float32 metres at the image size, NaN where invalid (exactly what ``depth/image`` carries);
     ``saliency`` (H, W) in [0, 1] or None; ``radar_depth`` (h, w) float32 metres at the model's input size, 0 where
     no return (the depth channel the model read) with ``radar_K`` its intrinsics; ``radar_points`` the number of
-    returns used; ``issues`` ``[(reason, message)]`` of skipped sweeps; ``timings`` in ms.
+    returns used; ``issues`` ``[(reason, message)]`` of skipped sweeps; ``timings`` in ms; ``refine`` the
+    refinement stage's report (``Refinement.report``) or None when the stage is off.
     """
 
     request: FrameRequest
@@ -117,6 +118,7 @@ class FrameResult:
     radar_points: int
     issues: typing.List[tuple]
     timings: typing.Dict[str, float]
+    refine: typing.Optional[typing.Dict[str, typing.Any]] = None
 
 
 class FrameAssembler:
@@ -404,7 +406,7 @@ def process_frame(engine, request, extrinsics, field_map=None, saliency=False):
     model_input = result.model_input
     return FrameResult(request, intrinsics, published_depth(result.depth), result.saliency,
                        model_radar_depth(model_input, engine.input_cfg, radar_cam), model_input.K,
-                       len(radar_cam), issues, timings)
+                       len(radar_cam), issues, timings, result.refine)
 
 
 def published_depth(depth):
