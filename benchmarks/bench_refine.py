@@ -27,12 +27,16 @@ Parts (``--parts``, default all):
   with its input set to 448x800 (the network is fully convolutional); the load average is recorded.
 
 Writes ``benchmarks/results/refine.json`` (``--out``) with the headline figures ``astyx_mae80_gain_percent`` (the
-``--headline`` model on Astyx val) and ``cpu_added_ms_p50`` (the larger of the two CPU medians at 448x800).
+``--headline`` model on Astyx val) and ``cpu_added_ms_p50`` (the larger of the two CPU medians at 448x800). A
+subset of ``--parts`` updates those parts of an existing results file and keeps the others (``commands`` holds the
+command of each part), so the timing can be re-measured alone on a quiet machine.
 """
 
 import argparse
 import dataclasses
+import json
 import math
+from pathlib import Path
 import time
 
 from benchlib import command_line, LoadRecord, machine_record, median, RESULTS, timestamp, write_results
@@ -42,12 +46,17 @@ from rcdepth_ros.core.inference.refine import RefineSettings
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.evaluation.datasets import evaluate_model
 from rcdepth_ros.models.checkpoint import load_checkpoint
+from rcdepth_ros.models.export import parse_size
 import torch
 
 ASTYX_VAL = {'source': 'astyx', 'frames': '350-435'}
 SYNTHETIC_TEST = {'source': 'synthetic', 'split': 'test', 'frames': '0-79',
                   'reader_options': {'config': {'seed': 0, 'num_drives': 16, 'frames_per_drive': 20}}}
 DATASETS = {'astyx_val': ASTYX_VAL, 'synthetic_test': SYNTHETIC_TEST}
+# --quick (a smoke run): three frames of each, small synthetic frames
+QUICK_DATASETS = {'astyx_val': {'source': 'astyx', 'frames': '350-352'},
+                  'synthetic_test': {'source': 'synthetic', 'split': 'test', 'frames': '0-2', 'reader_options': {
+                      'config': {'num_drives': 1, 'frames_per_drive': 3, 'width': 192, 'height': 112}}}}
 ABLATIONS = {
     'regular_grid (slic_iterations 0)': {'slic_iterations': 0},
     'no ties (lambda_ties 0)': {'lambda_ties': 0.0},
@@ -57,6 +66,7 @@ ABLATIONS = {
 }
 RANGE_BINS = ((0, 10), (10, 20), (20, 30), (30, 50), (50, 80), (80, 200))
 CAPS = ('50', '70', '80')
+PARTS = ('accuracy', 'ablation', 'radar', 'timing')
 
 
 def refine_settings(**changes):
@@ -119,7 +129,7 @@ def _spherical(points):
 
 def radar_vs_lidar():
     """Return the Astyx val returns against the lidar points in their direction, per radar range bin."""
-    reader = open_reader('astyx', frames=ASTYX_VAL['frames'])
+    reader = open_reader('astyx', frames=DATASETS['astyx_val']['frames'])
     rows = []
     for sample in reader.iterate('raise'):
         radar = sample.radar.xyz.astype(np.float64)
@@ -152,20 +162,20 @@ def radar_vs_lidar():
     return out
 
 
-def timing_engine(device, threads):
-    """Return the bundled model's engine with its input set to 448x800, refinement on (unlimited budget)."""
+def timing_engine(device, threads, size):
+    """Return the bundled model's engine with its input set to ``size`` (h, w), refinement on (unlimited budget)."""
     from rcdepth_ros.core.inference.bundled_model import bundled_model_path
     model, input_cfg, model_cfg, _ = load_checkpoint(bundled_model_path())
-    input_cfg = dataclasses.replace(input_cfg, height=448, width=800)
+    input_cfg = dataclasses.replace(input_cfg, height=size[0], width=size[1])
     if device == 'cpu':
         torch.set_num_threads(threads)
     return InferenceEngine((model, input_cfg, model_cfg), device=device, refine=refine_settings())
 
 
-def timing(device, threads, frames_timed, warmup=3):
+def timing(device, threads, frames_timed, warmup, size=(448, 800)):
     """Median / p90 of the stage's time per frame on ``device`` for Astyx and synthetic frames."""
-    engine = timing_engine(device, threads)
-    out = {'device': str(engine.device), 'input': '448x800', 'forward_threads': torch.get_num_threads(),
+    engine = timing_engine(device, threads, size)
+    out = {'device': str(engine.device), 'input': f'{size[0]}x{size[1]}', 'forward_threads': torch.get_num_threads(),
            'stage_threads': engine.refine_settings.threads if engine.device.type == 'cpu' else None}
     for dataset in DATASETS:
         spec = dict(DATASETS[dataset])
@@ -209,20 +219,39 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', action='append', help='NAME=PATH of a checkpoint (repeatable; default: bundled)')
     parser.add_argument('--headline', default=None, help='model whose Astyx gain is the headline (default: first)')
-    parser.add_argument('--parts', default='accuracy,ablation,radar,timing', help='comma separated subset')
+    parser.add_argument('--parts', default=','.join(PARTS),
+                        help='comma separated subset; a subset keeps the other parts of an existing --out file')
     parser.add_argument('--device', default='cpu', help='device of the accuracy runs')
     parser.add_argument('--threads', type=int, default=2, help='torch threads of the CPU forward pass (timing)')
     parser.add_argument('--frames-timed', type=int, default=60, help='frames per timing median')
-    parser.add_argument('--out', default=str(RESULTS / 'refine.json'))
+    parser.add_argument('--timing-size', default='448x800', help='model input HxW of the timing part')
+    parser.add_argument('--quick', action='store_true', help='smoke run: three frames per data set, one warm-up frame')
+    parser.add_argument('--out', default=None, help='results file (default: results/refine.json, '
+                                                    'results/refine_quick.json with --quick)')
     args = parser.parse_args(argv)
+    if args.quick:
+        DATASETS.update(QUICK_DATASETS)
+    warmup = 1 if args.quick else 3
+    size = parse_size(args.timing_size)
+    args.out = args.out or str(RESULTS / ('refine_quick.json' if args.quick else 'refine.json'))
     models = parse_models(args.model)
     headline = args.headline or next(iter(models))
     if headline not in models:
         raise SystemExit(f'--headline {headline!r} is not one of the models {sorted(models)}')
     parts = [p.strip() for p in args.parts.split(',') if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise SystemExit(f'--parts: unknown {unknown}; choose from {", ".join(PARTS)}')
     started = time.perf_counter()
-    result = {'command': command_line('bench_refine.py', argv), 'date': timestamp(), 'machine': machine_record(),
-              'settings': refine_settings().to_dict(), 'models': models, 'headline_model': headline}
+    # a subset of the parts keeps the other parts' figures of an existing results file
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.is_file() and set(parts) != set(PARTS) else {}
+    commands = result.get('commands', {})
+    commands.update({part: command_line('bench_refine.py', argv) for part in parts})
+    result.update({'commands': commands, 'date': timestamp(), 'machine': machine_record(),
+                   'settings': refine_settings().to_dict()})
+    if 'accuracy' in parts or 'ablation' in parts:
+        result.update({'models': models, 'headline_model': headline})
     if 'accuracy' in parts:
         result['accuracy'] = accuracy(models, args.device)
         result['astyx_mae80_gain_percent'] = result['accuracy'][headline]['astyx_val']['gain_percent']['80']['mae_mm']
@@ -232,10 +261,10 @@ def main(argv=None):
     if 'radar' in parts:
         result['astyx_radar_vs_lidar'] = radar_vs_lidar()
     if 'timing' in parts:
-        result['timing_cpu'] = timing('cpu', args.threads, args.frames_timed)
+        result['timing_cpu'] = timing('cpu', args.threads, args.frames_timed, warmup, size)
         result['cpu_added_ms_p50'] = max(result['timing_cpu'][d]['median_ms'] for d in DATASETS)
         if torch.cuda.is_available():
-            result['timing_cuda'] = timing('cuda', args.threads, args.frames_timed)
+            result['timing_cuda'] = timing('cuda', args.threads, args.frames_timed, warmup, size)
             result['cuda_added_ms_p50'] = max(result['timing_cuda'][d]['median_ms'] for d in DATASETS)
     result['seconds'] = round(time.perf_counter() - started, 1)
     write_results(args.out, result)
