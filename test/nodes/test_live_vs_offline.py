@@ -45,16 +45,21 @@ def _assert_same_frame(got, reference, rel):
             assert value == pytest.approx(reference.caps[cap][name], rel=rel, abs=1e-9), (cap, name)
 
 
-def test_live_eval_bag_and_eval_per_frame_metrics_are_the_same(ros_context, tiny_checkpoint, drive_bag, tmp_path):
-    engine = InferenceEngine(tiny_checkpoint, device='cpu')
+@pytest.mark.parametrize('refine', ['none', 'radar'])
+def test_live_eval_bag_and_eval_per_frame_metrics_are_the_same(ros_context, tiny_checkpoint, drive_bag, tmp_path,
+                                                               refine):
+    # refine radar: the node with refine:=radar on the bag gives the offline numbers (a budget no frame reaches)
+    engine = InferenceEngine(tiny_checkpoint, device='cpu', refine=refine)
     offline, offline_info = evaluate_bag(drive_bag, engine)
     assert offline_info['evaluated'] == FRAMES and offline_info['problems'] == {}
     as_data_set, info = evaluate_reader(engine, open_reader('bag', drive_bag), keep_frames=True)
     assert info['frames'] == FRAMES and not info['skipped']
     # the data-set path moves the radar through the bag's TF tree, eval-bag through its /tf_static: the same
-    # transforms composed in another order, so the numbers agree to float rounding
+    # transforms composed in another order, so the numbers agree to float rounding (not with the refinement: a
+    # return moved by a rounding error across a pixel border may land on another row or segment)
     for frame, reference in zip(as_data_set.frame_list, offline.frame_list):
-        _assert_same_frame(frame.to_dict(), reference, rel=1e-5)
+        if refine == 'none':
+            _assert_same_frame(frame.to_dict(), reference, rel=1e-5)
 
     camera, transforms = bag_static_extrinsics(drive_bag)
     extrinsics = extrinsics_overrides(transforms, camera)
@@ -62,8 +67,9 @@ def test_live_eval_bag_and_eval_per_frame_metrics_are_the_same(ros_context, tiny
     node = harness.add(DepthNode(namespace='/live', context=ros_context, cli_args=[
         '--ros-args', '-r', 'image:=/camera/image', '-r', 'camera_info:=/camera/camera_info'],
         parameter_overrides=_parameters(dict(extrinsics, model_path=str(tiny_checkpoint), device='cpu',
-                                             radar_topics=['/radar/points'], **{'qos.input': 'reliable',
-                                                                                'qos.input_depth': 50}))))
+                                             radar_topics=['/radar/points'], refine=refine,
+                                             **{'qos.input': 'reliable', 'qos.input_depth': 50,
+                                                'refine.budget_ms': 10000.0}))))
     report_path = tmp_path / 'live.json'
     evaluator = harness.add(EvalNode(namespace='/live', context=ros_context,
                                      cli_args=['--ros-args', '-r', 'lidar/points:=/lidar/points'],
@@ -80,6 +86,8 @@ def test_live_eval_bag_and_eval_per_frame_metrics_are_the_same(ros_context, tiny
         thread.join()
         report = node.report()
         assert report['frames']['published'] == FRAMES and report['drops']['keep_latest'] == 0   # none dropped
+        if refine == 'radar':
+            assert report['refine']['frames']['refined'] == FRAMES
         evaluator.close()
     finally:
         bring_down(node)
