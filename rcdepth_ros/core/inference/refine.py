@@ -26,10 +26,10 @@ returns, which differ from visual-odometry points in ways the stage is built for
 * Ties: only touching segments are tied (FSNet ties all pairs), weakened across a depth step (``tie_depth_scale``)
   so a car does not drag the wall behind it; ``lambda_prior`` keeps every segment near the network's depth.
 
-Cost: everything after the forward pass runs on maps averaged down by an integer stride to about ``work_pixels``
-pixels (the 3D SLIC on colour, log depth and position, the association, the fits); only the final per-pixel scale
-is applied at model resolution (each pixel takes its working pixel's factor). Everything is torch on the depth
-map's device.
+Cost: everything after the forward pass runs on maps reduced by an integer stride to about ``work_pixels`` pixels
+(depth averaged, colour sampled; the 3D SLIC on colour, log depth and position, the association, the fits); only
+the final per-pixel scale is applied at model resolution (each pixel takes its working pixel's factor).
+Everything is torch on the depth map's device.
 
 ``RadarRefiner(settings).refine(depth, image, radar_xyz, K, rcs=None, uncertainty=None)`` returns a
 ``Refinement``: the refined depth (and, where the model has a bin distribution, its standard deviation scaled by
@@ -314,12 +314,18 @@ class RadarRefiner:
     # -- segmentation -------------------------------------------------------------------------------------------
 
     def _working_maps(self, depth, image, grid):
-        """Return (log depth, image) averaged over stride blocks and padded to the cell layout."""
+        """
+        Return (log depth, image) at the working size, padded to the cell layout.
+
+        The depth is averaged over each stride block; the image (only the SLIC's colour) is sampled at the blocks'
+        centres, which costs nothing while averaging three full-resolution channels is the stage's largest copy.
+        """
         k = grid.stride
         rows, cols = grid.rows * k, grid.cols * k
-        depth, image = depth[None, None, :rows, :cols], image[None, :, :rows, :cols]
+        depth = depth[None, None, :rows, :cols]
+        image = image[None, :, k // 2:rows:k, k // 2:cols:k]
         if k > 1:
-            depth, image = F.avg_pool2d(depth, k), F.avg_pool2d(image, k)
+            depth = F.avg_pool2d(depth, k)
         pad = (0, grid.padded[1] - grid.cols, 0, grid.padded[0] - grid.rows)
         if any(pad):
             depth, image = F.pad(depth, pad, mode='replicate'), F.pad(image, pad, mode='replicate')
