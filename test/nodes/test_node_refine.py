@@ -16,10 +16,10 @@ def test_node_names_and_defaults_follow_the_refine_module():
     assert REFINE_STATUSES == refine.STATUSES and REFINE_DROP_REASONS == refine.DROP_REASONS
     defaults = refine.RefineSettings()
     for spec in params.SPECS:
-        if spec.name.startswith('refine.') and spec.name != 'refine.budget_ms':
+        if spec.name.startswith('refine.'):
             assert spec.default == getattr(defaults, spec.name[len('refine.'):]), spec.name
     settings = refine.RefineSettings.from_mapping(params.refine_mapping({s.name: s.default for s in params.SPECS}))
-    assert settings.mode == 'none' and settings.budget_ms == params.BY_NAME['refine.budget_ms'].default
+    assert settings == defaults
 
 
 def test_refine_parameter_is_live_and_checked(harness, tiny_checkpoint):

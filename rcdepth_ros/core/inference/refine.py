@@ -67,7 +67,7 @@ class RefineSettings:
     """
 
     mode: str = 'none'
-    budget_ms: float = 50.0
+    budget_ms: float = 30.0
     segments: int = 300
     work_pixels: int = 10000
     slic_iterations: int = 2
