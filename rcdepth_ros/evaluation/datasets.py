@@ -73,8 +73,9 @@ def evaluate_model(model, source, root=None, split=None, frames=None, reader_opt
     """
     Evaluate a checkpoint (path, or a ``(model, input_cfg, model_cfg)`` tuple) on frames of a data source.
 
-    ``refine``: the engine's refinement stage (None / 'none' / 'radar', a mapping or RefineSettings); its settings
-    are recorded under ``evaluation.refine``.
+    ``refine``: the engine's refinement stage (None / 'none' / 'radar', a mapping or RefineSettings); given as a
+    name or a mapping without ``budget_ms`` its time budget is unlimited (``offline_refine``), so the numbers do not
+    depend on the machine's load. Its settings are recorded under ``evaluation.refine``.
 
     Returns a JSON-ready dict: ``metrics`` (``MetricsResult.to_dict``, with ``per_frame`` when ``keep_frames``),
     ``evaluation`` (source, root, split, frames, frames evaluated, skipped frames, timing, device) and ``model``
@@ -85,7 +86,7 @@ def evaluate_model(model, source, root=None, split=None, frames=None, reader_opt
     net, input_cfg, model_cfg = model if checkpoint is None else load_checkpoint(checkpoint)[:3]
     # counted before the engine folds batch norm into the convolutions (the model as trained and shipped)
     parameters = int(sum(p.numel() for p in net.parameters()))
-    engine = InferenceEngine((net, input_cfg, model_cfg), device=device, half=half, refine=refine)
+    engine = InferenceEngine((net, input_cfg, model_cfg), device=device, half=half, refine=offline_refine(refine))
     result, info = evaluate_reader(engine, reader, caps, batch_size, on_error, keep_frames, progress)
     return {
         'metrics': result.to_dict(include_frames=keep_frames),
@@ -118,6 +119,16 @@ def add_arguments(parser):
     add_refine_arguments(parser)
 
 
+def offline_refine(refine):
+    """Return ``refine`` with an unlimited time budget unless it gives one (a RefineSettings is kept as it is)."""
+    if refine is None or isinstance(refine, RefineSettings):
+        return refine
+    mapping = {'mode': refine} if isinstance(refine, str) else dict(refine)
+    if mapping.get('mode', 'none') == 'none':
+        return RefineSettings.from_mapping(mapping)
+    return RefineSettings.from_mapping({'budget_ms': math.inf, **mapping})
+
+
 def add_refine_arguments(parser):
     """Register ``--refine`` and ``--refine-options`` (``rcdepth eval``, ``training.evaluate``, ``eval-bag``)."""
     parser.add_argument('--refine', default='none', choices=('none', 'radar'),
@@ -134,7 +145,7 @@ def refine_from_args(args):
         if options:
             raise ConfigError('--refine-options given without --refine radar')
         return None
-    return RefineSettings.from_mapping({'budget_ms': math.inf, **options, 'mode': 'radar'})
+    return offline_refine({**options, 'mode': 'radar'})
 
 
 def parse_options(text, flag='--options'):

@@ -426,18 +426,18 @@ class DepthNode(LifecycleNode):
         for reason, message in result.issues:
             self._problems.add(reason)
             self._warn(reason, message)
+        if result.refine is not None:      # counted before publishing: a subscriber may read the report at once
+            self._latency['refine'].add(result.timings.get('refine', float('nan')))
+            self._refine_frames.add(result.refine['status'])
+            for reason, count in result.refine['dropped'].items():
+                if count:
+                    self._refine_dropped.add(reason, count)
         self._frames.add('processed')
         self._publish(result, wanted)
         done = time.monotonic()
         self._latency['processing'].add((done - request.matched) * 1e3)
         self._latency['end_to_end'].add((done - request.received) * 1e3)
         self._latency['forward'].add(result.timings.get('forward', float('nan')))
-        if result.refine is not None:
-            self._latency['refine'].add(result.timings.get('refine', float('nan')))
-            self._refine_frames.add(result.refine['status'])
-            for reason, count in result.refine['dropped'].items():
-                if count:
-                    self._refine_dropped.add(reason, count)
         self._latency['header_age'].add((self.get_clock().now().nanoseconds - request.stamp_ns) / 1e6)
 
     def _subscribed(self, topic):

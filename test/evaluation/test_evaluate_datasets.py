@@ -1,6 +1,7 @@
 """A model over a data set: engine + reader + metrics at the original resolution, field of view, rcdepth eval."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -8,8 +9,9 @@ from rcdepth_ros.cli import main as cli_main
 from rcdepth_ros.config import InputConfig
 from rcdepth_ros.core.geometry.model_input import ImageTransform
 from rcdepth_ros.core.inference.engine import InferenceEngine
+from rcdepth_ros.core.inference.refine import RefineSettings
 from rcdepth_ros.data.synthetic import SyntheticConfig, SyntheticReader
-from rcdepth_ros.evaluation.datasets import evaluate_model, evaluate_reader
+from rcdepth_ros.evaluation.datasets import evaluate_model, evaluate_reader, offline_refine
 from rcdepth_ros.models import save_checkpoint
 from rcdepth_ros.models.config import ModelConfig
 import torch
@@ -117,6 +119,14 @@ def test_rcdepth_eval_refine_flag(tmp_path, tiny_student, capsys):
     assert 'without --refine radar' in capsys.readouterr().err
     assert cli_main(common + ['--refine', 'radar', '--refine-options', '{farcutoff: 1.5}']) == 2
     assert 'unknown setting' in capsys.readouterr().err
+
+
+def test_offline_refinement_has_no_time_budget_unless_given():
+    assert math.isinf(offline_refine('radar').budget_ms) and offline_refine('radar').mode == 'radar'
+    assert offline_refine({'mode': 'radar', 'budget_ms': 5.0}).budget_ms == 5.0
+    assert offline_refine('none').mode == 'none' and offline_refine(None) is None
+    given = RefineSettings(mode='radar', budget_ms=12.0)
+    assert offline_refine(given) is given
 
 
 def test_astyx_frames_at_original_resolution(astyx_root, tmp_path, tiny_student):

@@ -49,7 +49,7 @@ def _assert_same_frame(got, reference, rel):
 def test_live_eval_bag_and_eval_per_frame_metrics_are_the_same(ros_context, tiny_checkpoint, drive_bag, tmp_path,
                                                                refine):
     # refine radar: the node with refine:=radar on the bag gives the offline numbers (a budget no frame reaches)
-    engine = InferenceEngine(tiny_checkpoint, device='cpu', refine=refine)
+    engine = InferenceEngine(tiny_checkpoint, device='cpu', refine={'mode': refine, 'budget_ms': 'inf'})
     offline, offline_info = evaluate_bag(drive_bag, engine)
     assert offline_info['evaluated'] == FRAMES and offline_info['problems'] == {}
     as_data_set, info = evaluate_reader(engine, open_reader('bag', drive_bag), keep_frames=True)
