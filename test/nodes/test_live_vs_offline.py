@@ -55,11 +55,9 @@ def test_live_eval_bag_and_eval_per_frame_metrics_are_the_same(ros_context, tiny
     as_data_set, info = evaluate_reader(engine, open_reader('bag', drive_bag), keep_frames=True)
     assert info['frames'] == FRAMES and not info['skipped']
     # the data-set path moves the radar through the bag's TF tree, eval-bag through its /tf_static: the same
-    # transforms composed in another order, so the numbers agree to float rounding (not with the refinement: a
-    # return moved by a rounding error across a pixel border may land on another row or segment)
+    # transforms composed in another order, so the numbers agree to float rounding (with the refinement too)
     for frame, reference in zip(as_data_set.frame_list, offline.frame_list):
-        if refine == 'none':
-            _assert_same_frame(frame.to_dict(), reference, rel=1e-5)
+        _assert_same_frame(frame.to_dict(), reference, rel=1e-5)
 
     camera, transforms = bag_static_extrinsics(drive_bag)
     extrinsics = extrinsics_overrides(transforms, camera)
