@@ -13,6 +13,13 @@ import time
 from benchlib import command_line, machine_record, RESULTS, write_results
 import numpy as np
 
+from rcdepth_ros.core.geometry.projection import project_points
+from rcdepth_ros.core.geometry.radar_image import radar_image
+from rcdepth_ros.core.messages.clouds import read_points
+from rcdepth_ros.core.messages.images import depth_to_image_msg, image_to_numpy, image_to_rgb, numpy_to_image
+from rcdepth_ros.core.messages.msgtypes import make_header, ros_message_types, rosbags_message_types
+from rcdepth_ros.core.messages.radar import pointcloud2_to_radar, radar_to_pointcloud2
+from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.ros_env import configure_ros_environment
 
 RESULT = RESULTS / 'bench_core.json'
@@ -41,7 +48,6 @@ def summary(times):
 
 def radar_points(n, seed=0):
     """Return ``n`` camera-frame radar returns spread like a front radar's (1-100 m ahead, +-30 m wide)."""
-    from rcdepth_ros.core.sensor_types import RadarPoints
     rng = np.random.default_rng(seed)
     z = rng.uniform(1.0, 100.0, n)
     xyz = np.stack([rng.uniform(-0.6, 0.6, n) * z, rng.uniform(-1.5, 2.0, n), z], axis=1)
@@ -50,8 +56,6 @@ def radar_points(n, seed=0):
 
 def image_cases(types, flavour):
     """Return {name: callable} building and decoding 900x1600 32FC1 and rgb8 images."""
-    from rcdepth_ros.core.messages.images import depth_to_image_msg, image_to_numpy, image_to_rgb, numpy_to_image
-    from rcdepth_ros.core.messages.msgtypes import make_header
     rng = np.random.default_rng(1)
     depth = rng.uniform(1, 80, (900, 1600)).astype(np.float32)
     rgb = rng.integers(0, 256, (900, 1600, 3), dtype=np.uint8)
@@ -74,8 +78,6 @@ def image_cases(types, flavour):
 
 def cloud_cases(types, flavour):
     """Return {name: callable} for the PointCloud2 round trip of 10 000 radar returns."""
-    from rcdepth_ros.core.messages.clouds import read_points
-    from rcdepth_ros.core.messages.radar import pointcloud2_to_radar, radar_to_pointcloud2
     radar = radar_points(10_000)
     msg = radar_to_pointcloud2(radar, types=types)
     back = pointcloud2_to_radar(msg)
@@ -91,8 +93,6 @@ def cloud_cases(types, flavour):
 
 def geometry_cases():
     """Return {name: callable} for projection and radar image of 10 000 returns at two sizes."""
-    from rcdepth_ros.core.geometry.projection import project_points
-    from rcdepth_ros.core.geometry.radar_image import radar_image
     radar = radar_points(10_000)
     cases = {}
     for height, width in ((900, 1600), (448, 800)):
@@ -116,7 +116,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     runs = max(args.runs, 30)
     configure_ros_environment()
-    from rcdepth_ros.core.messages.msgtypes import ros_message_types, rosbags_message_types
     cases = {}
     for flavour, types in (('rclpy', ros_message_types()), ('rosbags', rosbags_message_types())):
         cases.update(image_cases(types, flavour))

@@ -11,6 +11,7 @@ how an original camera image and radar returns become the tensors the model read
 """
 
 import argparse
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -188,7 +189,6 @@ def load_yaml(path):
 
 def apply_overrides(data, overrides):
     """Return a copy of ``data`` with ``a.b.c=value`` overrides applied; values are parsed as YAML."""
-    import copy
     result = copy.deepcopy(data)
     for item in overrides or ():
         if '=' not in item:

@@ -23,7 +23,22 @@ import sys
 import threading
 import time
 
-from rcdepth_ros.core.inference.bundled_model import SYNTHETIC_ONLY
+from rcdepth_ros.core.bags import bag_frames, bag_info, BagWriteOptions, read_bag_messages, write_bag
+from rcdepth_ros.core.geometry.extrinsics import StaticExtrinsics
+from rcdepth_ros.core.geometry.model_input import ImageTransform
+from rcdepth_ros.core.inference.bundled_model import resolve_model_path, SYNTHETIC_ONLY
+from rcdepth_ros.core.inference.engine import InferenceEngine
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
+from rcdepth_ros.core.pictures.contact_sheet import SheetRow, write_sheet
+from rcdepth_ros.data.synthetic import SyntheticConfig, SyntheticReader
+from rcdepth_ros.errors import ConfigError, RcdepthError
+from rcdepth_ros.evaluation.bags import bag_static_extrinsics
+from rcdepth_ros.evaluation.frames import lidar_ground_truth
+from rcdepth_ros.models.checkpoint import read_checkpoint_meta
+from rcdepth_ros.paths import config_file
+from rcdepth_ros.ros_env import configure_ros_environment
+import yaml
+
 
 HELP = 'synthetic drive -> bag -> node over ROS 2 -> live evaluation -> out/demo'
 FRAME_PERIOD_S = 0.1           # the synthetic drives are sampled at 10 Hz
@@ -99,8 +114,6 @@ def node_command(module, params_files, overrides, remaps):
 
 def measure_frame_seconds(model_path, bag, device):
     """Return the seconds of one inference with saliency on the bag's first frame (second run, after warm-up)."""
-    from rcdepth_ros.core.bags import bag_frames
-    from rcdepth_ros.core.inference.engine import InferenceEngine
     engine = InferenceEngine(model_path, device=device)
     frame = next(iter(bag_frames(bag)))
     rgb, radar, intrinsics = frame.rgb(), frame.radar_points(), frame.intrinsics()
@@ -121,17 +134,7 @@ def _float(values, key):
 
 def run(args):
     """Run the demo; return 0 when every played frame was evaluated, 1 otherwise."""
-    from rcdepth_ros.evaluation.bags import bag_static_extrinsics
-    from rcdepth_ros.core.bags import BagWriteOptions, write_bag
-    from rcdepth_ros.core.inference.bundled_model import resolve_model_path
-    from rcdepth_ros.data.synthetic import SyntheticConfig, SyntheticReader
-    from rcdepth_ros.errors import ConfigError
-    from rcdepth_ros.models.checkpoint import read_checkpoint_meta
-    from rcdepth_ros.nodes.params import extrinsics_overrides
-    from rcdepth_ros.paths import config_file
-    from rcdepth_ros.ros_env import configure_ros_environment
-    import yaml
-
+    from rcdepth_ros.nodes.params import extrinsics_overrides     # imports rclpy: only when the demo runs
     started = time.monotonic()
     out = Path(args.out)
     (out / 'logs').mkdir(parents=True, exist_ok=True)
@@ -194,14 +197,14 @@ def run(args):
 
 
 def _play_and_collect(args, out, bag_summary, rate, camera, transforms, processes, stop_requested, started):
-    from rcdepth_ros.errors import RcdepthError
+    # rclpy and the nodes: imported when the demo reaches its ROS part (`rcdepth demo --help` needs no ROS).
     from rcdepth_ros.nodes.demo_listener import DemoListener
     from rcdepth_ros.nodes.player import BagPlayer
     from rcdepth_ros.nodes.runtime import init_rclpy
+    from rclpy.executors import SingleThreadedExecutor
     stamps = _sheet_stamps(bag_summary.path, args.sheet_frames)
     rclpy = init_rclpy(['rcdepth_demo'])
     node = rclpy.create_node('rcdepth_demo')
-    from rclpy.executors import SingleThreadedExecutor
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     listener = DemoListener(node, stamps)
@@ -259,8 +262,6 @@ def _play_and_collect(args, out, bag_summary, rate, camera, transforms, processe
 
 
 def _sheet_stamps(bag, count):
-    from rcdepth_ros.core.bags import bag_info, read_bag_messages
-    from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
     info = bag_info(bag)
     layout = info.layout_data() or {}
     topic = layout.get('image_topic', '/camera/image')
@@ -272,13 +273,6 @@ def _sheet_stamps(bag, count):
 
 
 def _sheet_rows(bag, result):
-    from rcdepth_ros.core.bags import bag_frames
-    from rcdepth_ros.core.geometry.extrinsics import StaticExtrinsics
-    from rcdepth_ros.core.geometry.model_input import ImageTransform
-    from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
-    from rcdepth_ros.core.pictures.contact_sheet import SheetRow
-    from rcdepth_ros.evaluation.frames import lidar_ground_truth
-    from rcdepth_ros.models.checkpoint import read_checkpoint_meta
     input_cfg = read_checkpoint_meta(result['model'])[0]
     listener = result['listener']
     extrinsics = StaticExtrinsics(result['transforms'], result['camera'])
@@ -302,7 +296,6 @@ def _sheet_rows(bag, result):
 
 
 def _report(args, out, result, model, rate, started, bag_summary):
-    from rcdepth_ros.core.pictures.contact_sheet import write_sheet
     listener, playback = result['listener'], result['playback']
     metrics_path = out / 'metrics.json'
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None

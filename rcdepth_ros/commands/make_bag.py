@@ -15,6 +15,7 @@ import sys
 
 from rcdepth_ros.core.bags import BagWriteOptions, write_bag
 from rcdepth_ros.core.bags.writer import BAG_VERSIONS, COMPRESSED_FORMATS, STORAGES
+from rcdepth_ros.data.radar_files import read_nuscenes_pcd
 from rcdepth_ros.data.readers import ON_ERROR
 from rcdepth_ros.data.registry import open_reader, source_names
 from rcdepth_ros.errors import DatasetError
@@ -89,7 +90,6 @@ def nuscenes_radar_records(reader):
     """
     if getattr(reader, 'radar_sweeps', None) != 1 or getattr(reader, 'radar_filter', None) != 'none':
         return None
-    from rcdepth_ros.data.radar_files import read_nuscenes_pcd
     channels = {('radar' if number == 0 else channel.lower()): channel for number, channel in
                 enumerate(reader.radars)}
 

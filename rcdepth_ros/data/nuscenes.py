@@ -37,6 +37,8 @@ import numpy as np
 from rcdepth_ros.core.geometry.transforms import transform_from_translation_quaternion, transform_points
 from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
 from rcdepth_ros.data.boxes import Box3D
+from rcdepth_ros.data.densify import interpolate_depth
+from rcdepth_ros.data.radar_files import read_nuscenes_pcd
 from rcdepth_ros.data.readers import decode_image, lidar_depth_image, rasterise_radar, read_file, SampleReader
 from rcdepth_ros.data.sample import Sample
 from rcdepth_ros.errors import DatasetError, RcdepthError
@@ -196,7 +198,6 @@ class NuScenesReader(SampleReader):
         return sweeps
 
     def _read_radar(self, sample_data, frame_id):
-        from rcdepth_ros.data.radar_files import read_nuscenes_pcd
         path = self._path(sample_data)
         try:
             records, radar = read_nuscenes_pcd(path, frame_id=sample_data['channel'].lower())
@@ -325,7 +326,6 @@ class NuScenesReader(SampleReader):
         if self.gt_sweeps > 0:
             dense = lidar_depth_image(self.accumulated_lidar(frame_id), intrinsics)
             if self.dense_gt:
-                from rcdepth_ros.data.densify import interpolate_depth
                 dense = interpolate_depth(dense, self.dense_window)
 
         boxes = None

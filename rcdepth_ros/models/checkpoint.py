@@ -20,6 +20,7 @@ from rcdepth_ros.errors import CheckpointError, ConfigError
 from rcdepth_ros.models.builder import build_model
 from rcdepth_ros.models.config import load_model_config, ModelConfig
 from rcdepth_ros.models.weights import load_state_dict_strict, read_safetensors
+from safetensors.torch import save_file
 import torch
 
 FORMAT = 'rcdepth-checkpoint'
@@ -57,7 +58,6 @@ def save_checkpoint(path, model, input_cfg, model_cfg, training=None, dtype=None
     model holds them) is the storage type of the floating-point tensors: 'float16' halves the file (the bundled
     demo model); ``load_checkpoint`` casts them back into the model's float32 parameters. Integer buffers are kept.
     """
-    from safetensors.torch import save_file
     weights_path, json_path = checkpoint_paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     if dtype is not None and dtype not in STORAGE_DTYPES:

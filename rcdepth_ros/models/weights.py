@@ -11,6 +11,8 @@ silently.
 from pathlib import Path
 
 from rcdepth_ros.errors import CheckpointError
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 import torch
 
 
@@ -47,8 +49,6 @@ def load_state_dict_strict(module, state, source):
 
 def read_safetensors(path):
     """Return the tensors of a safetensors file; a missing, truncated or foreign file raises CheckpointError."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'{path}: weights file not found')

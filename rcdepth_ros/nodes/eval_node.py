@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 import threading
 
+from rcdepth_ros.core.messages.camera_info import camera_info_to_intrinsics
+from rcdepth_ros.core.messages.images import image_to_numpy
 from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
 from rcdepth_ros.core.runtime.caches import StampedCache
 from rcdepth_ros.errors import ConfigError, RcdepthError
@@ -25,8 +27,10 @@ from rcdepth_ros.evaluation.frames import evaluate_frame, lidar_ground_truth
 from rcdepth_ros.evaluation.metrics import DEFAULT_CAPS, MetricsAccumulator
 from rcdepth_ros.nodes import params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
+from rcdepth_ros.nodes.runtime import run
 from rcdepth_ros.nodes.tf_source import extrinsics_warnings, make_extrinsics
 from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 NODE_NAME = 'rcdepth_eval_node'
 SPECS = (
@@ -47,7 +51,6 @@ class EvalNode(Node):
     def __init__(self, node_name=NODE_NAME, **kwargs):
         """Declare parameters, set up extrinsics and subscriptions."""
         super().__init__(node_name, **kwargs)
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
         params.declare(self, SPECS)
         values = params.values(self, SPECS)
         self.values = values
@@ -150,8 +153,6 @@ class EvalNode(Node):
 
 def evaluate_depth_message(depth_msg, info_msg, lidar_msg, extrinsics, caps=DEFAULT_CAPS):
     """Return the FrameMetrics (at ``caps``) of a published depth Image against a lidar PointCloud2 (the core path)."""
-    from rcdepth_ros.core.messages.camera_info import camera_info_to_intrinsics
-    from rcdepth_ros.core.messages.images import image_to_numpy
     depth = image_to_numpy(depth_msg)
     if depth_msg.encoding != '32FC1':
         raise ConfigError(f'depth image encoding {depth_msg.encoding}: the evaluator reads 32FC1 metres')
@@ -175,7 +176,6 @@ def write_report(report, output):
 
 def main(args=None):
     """Run the evaluator until SIGINT / SIGTERM, then write the report."""
-    from rcdepth_ros.nodes.runtime import run
     return run(EvalNode, args=args, lifecycle=False)
 
 

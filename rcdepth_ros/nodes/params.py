@@ -25,6 +25,7 @@ from rcdepth_ros.core.pictures.colour import COLORMAPS
 from rcdepth_ros.errors import ConfigError, RcdepthError
 from rcdepth_ros.nodes.qos import QOS_NAMES
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
 IMAGE_TRANSPORTS = ('raw', 'compressed')
@@ -241,7 +242,6 @@ def declare_extrinsics(node):
 
 def _optional(node, name):
     """Return the value of a declared parameter, None when it was declared without a value and never set."""
-    from rclpy.exceptions import ParameterUninitializedException
     try:
         return node.get_parameter(name).value
     except ParameterUninitializedException:

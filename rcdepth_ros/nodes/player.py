@@ -24,6 +24,8 @@ import typing
 from rcdepth_ros.core.bags.reader import bag_info, read_bag
 from rcdepth_ros.errors import BagError
 from rcdepth_ros.ros_env import describe_bytes, shm_segment_bytes
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 
 
 @dataclasses.dataclass
@@ -58,7 +60,6 @@ def message_class(msgtype):
 
 def publisher_qos(offered):
     """Return the QoSProfile to republish a topic recorded with ``offered`` profiles (plain dicts of bag_info)."""
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     latched = any(q.get('durability') == 'transient_local' for q in offered)
     best_effort = bool(offered) and all(q.get('reliability') == 'best_effort' for q in offered)
     depth = max([int(q.get('depth') or 0) for q in offered] + [1 if latched else 10])
@@ -106,8 +107,6 @@ class BagPlayer:
             self.publishers[topic] = node.create_publisher(kind, topic, publisher_qos(summary.offered_qos))
         self.clock_pub = None
         if clock:
-            from rosgraph_msgs.msg import Clock
-            from rclpy.qos import QoSProfile
             self.clock_pub = node.create_publisher(Clock, '/clock', QoSProfile(depth=1))
         self.stop = threading.Event()
         self.published = dict.fromkeys(self.publishers, 0)
@@ -129,7 +128,6 @@ class BagPlayer:
     def _publish_clock(self, bag_ns):
         if self.clock_pub is None:
             return
-        from rosgraph_msgs.msg import Clock
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
         try:

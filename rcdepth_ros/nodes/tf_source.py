@@ -12,6 +12,8 @@ from rcdepth_ros.core.bags.tf import transform_to_matrix
 from rcdepth_ros.core.geometry.extrinsics import StaticExtrinsics
 from rcdepth_ros.errors import ConfigError, ProjectionError, RcdepthError
 from rcdepth_ros.nodes.params import extrinsics_from_parameters
+from rclpy.duration import Duration
+from rclpy.time import Time
 
 
 def tf2_available():
@@ -37,8 +39,6 @@ class Tf2Extrinsics:
 
     def lookup(self, target_frame, target_ns, source_frame, source_ns):
         """Return ``T_target_from_source`` from tf2 (ProjectionError naming the frames when tf2 has none)."""
-        from rclpy.duration import Duration
-        from rclpy.time import Time
         timeout = Duration(nanoseconds=int(self.timeout_s * 1e9))
         try:
             if self.fixed_frame:

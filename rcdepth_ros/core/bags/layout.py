@@ -44,6 +44,7 @@ import typing
 
 from rcdepth_ros import config
 from rcdepth_ros.errors import BagError
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -149,7 +150,6 @@ def offered_qos(kind):
     ``/tf`` is what TransformBroadcaster offers (RELIABLE, VOLATILE, KEEP_LAST 100). Sensor topics are RELIABLE,
     VOLATILE, KEEP_LAST 10: a reliable publisher serves reliable and best-effort subscribers alike.
     """
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
     durability, depth = {'tf_static': (QosDurability.TRANSIENT_LOCAL, 1), 'tf': (QosDurability.VOLATILE, 100),
                          'sensor': (QosDurability.VOLATILE, 10)}[kind]
     default = QosTime(0, 0)   # RMW_DURATION_UNSPECIFIED: the middleware's default (infinite)

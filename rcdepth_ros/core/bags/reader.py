@@ -15,6 +15,9 @@ from pathlib import Path
 import typing
 
 from rcdepth_ros.errors import BagError
+from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.typesys import get_typestore, Stores
 import yaml
 
 BagMessage = collections.namedtuple('BagMessage', 'topic msgtype log_time_ns raw msg')
@@ -77,7 +80,6 @@ def _qos_dict(qos):
 
 def bag_info(path):
     """Return the BagInfo of a bag; a missing or unreadable bag raises BagError naming it."""
-    from rosbags.rosbag2 import Reader, ReaderError
     path = _bag_path(path)
     version, storage = None, {'.mcap': 'mcap', '.db3': 'sqlite3'}.get(path.suffix, '')
     if path.is_dir():
@@ -108,9 +110,6 @@ class _OpenBag:
     """An open AnyReader with the connections of the requested topics (all by default)."""
 
     def __init__(self, path, topics):
-        from rosbags.highlevel import AnyReader, AnyReaderError
-        from rosbags.rosbag2 import ReaderError
-        from rosbags.typesys import get_typestore, Stores
         self.path = _bag_path(path)
         self.errors = (AnyReaderError, ReaderError, OSError, KeyError, ValueError, AssertionError)
         try:

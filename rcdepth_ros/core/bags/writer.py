@@ -26,6 +26,7 @@ from rcdepth_ros.core.bags.messages import body_role, describe, ego_transforms, 
 from rcdepth_ros.core.bags.tf import tf_message, transform_stamped
 from rcdepth_ros.core.messages.msgtypes import rosbags_message_types
 from rcdepth_ros.errors import BagError
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 STORAGES = ('mcap', 'sqlite3')
 BAG_VERSIONS = (8, 9)
@@ -238,7 +239,6 @@ def write_bag(samples, out, options=None, layout=None, force=False, radar_record
     serialized_bytes)`` is called after each sample (the messages' bytes so far: about the bag's size). Returns a
     BagSummary. Raises BagError (or the DatasetError of a bad sample) and then leaves no partial bag behind.
     """
-    from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
     options = options or BagWriteOptions()
     layout = layout or BagLayout()
     out = Path(out)

@@ -22,6 +22,7 @@ import re
 import numpy as np
 
 from rcdepth_ros.errors import ConversionError
+from rosbags.typesys import get_typestore, Stores
 
 NAMES = ('Image', 'CompressedImage', 'CameraInfo', 'PointCloud2', 'PointField', 'Header', 'Time',
          'RegionOfInterest')
@@ -151,7 +152,6 @@ def ros_message_types():
 
 @functools.lru_cache(maxsize=None)
 def _default_typestore():
-    from rosbags.typesys import get_typestore, Stores
     return get_typestore(Stores.ROS2_JAZZY)
 
 
