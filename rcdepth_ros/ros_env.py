@@ -44,8 +44,8 @@ def shm_segment_bytes(environ=None):
     """
     Return the shared-memory segment size (bytes) of the Fast DDS profile this process loads, or None if unknown.
 
-    A message larger than the segment cannot be held in it whole: measured here, best-effort images above it
-    arrive only now and then, and nothing on the receiving side says that one was lost. The player and the node's
+    A message larger than the segment cannot be held in it whole: best-effort images above it arrive only now
+    and then (docs/node.md), and nothing on the receiving side says that one was lost. The player and the node's
     diagnostics name this limit. None when another RMW is chosen, no profile is set, or it has no SHM transport.
     """
     env = os.environ if environ is None else environ

@@ -7,8 +7,8 @@ one needs concrete classes, and the two flavours differ in two ways this module 
 - rclpy classes take keyword arguments with defaults; rosbags dataclasses need every field. ``types.new(...)``
   fills the fields not given with their defaults for both.
 - ``data`` (uint8[]): rclpy stores an ``array.array('B')``; assigning a numpy array there iterates element by
-  element (140-270 ms for 5.8 MB). ``types.new(..., data=buffer)`` appends the bytes into the message's own
-  ``array.array`` (one copy, about 0.4 ms for 5.8 MB; the constructor and the setter would copy twice);
+  element, hundreds of times slower than a copy. ``types.new(..., data=buffer)`` appends the bytes into the
+  message's own ``array.array`` (one copy; the constructor and the setter would copy twice);
   ``types.data(buffer)`` gives an ``array.array`` to assign by hand. rosbags wants a 1-D numpy uint8 array.
 
 The ROS message packages are imported only inside ``ros_message_types()``, never at module import.

@@ -71,8 +71,8 @@ class SceneGenerator:
         Build the textures and the sensor models (once per configuration).
 
         ``threads``: shade the ground and sky, then simulate lidar and radar, in a second thread while the camera
-        shades the objects. numpy releases the GIL only inside its array loops, so the gain is small (about 8 %
-        measured with a free second core) and turns into a loss when the other core is busy; off by default.
+        shades the objects. numpy releases the GIL only inside its array loops, so the gain is small with a free
+        second core (benchmarks/bench_synthetic.py) and turns into a loss when the other core is busy; off by default.
         """
         keep_temporaries_in_heap()
         self.config = config

@@ -2,8 +2,8 @@
 Keep numpy's large temporaries in the heap instead of fresh ``mmap`` pages (glibc only).
 
 A frame makes hundreds of temporary arrays of 0.1-4 MB. With glibc's defaults many of them are served by
-``mmap`` and returned with ``munmap``, so every frame touches fresh pages and pays a page fault per 4 KB; in this
-project's VMs that cost about a fifth of the frame time (measured: 88 -> 69 ms per synthetic frame at 450x800).
+``mmap`` and returned with ``munmap``, so every frame touches fresh pages and pays a page fault per 4 KB, a
+sizeable share of the frame time on a virtual machine (benchmarks/bench_synthetic.py measures the frame rate).
 Raising the mmap threshold to 32 MB (glibc's own upper bound for its dynamic threshold) and the trim threshold to
 128 MB keeps that memory in the process for reuse. Memory is not leaked: it is reused by the next frame.
 """
