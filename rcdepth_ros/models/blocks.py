@@ -56,7 +56,10 @@ class SparseConv(nn.Module):
         k, pad = self.kernel_size, self.kernel_size // 2
         x = self.conv(x * mask)
         count = F.avg_pool2d(mask, k, 1, pad, count_include_pad=True) * float(k * k)
-        x = x / (count + 1e-8) + self.bias.view(1, -1, 1, 1)
+        # A window without a valid pixel has count 0 and x exactly 0. The divisor is floored at 0.5 (a valid count
+        # is >= 1): 0 / 0.5 = 0 in every precision, where the former ``count + 1e-8`` is 0 in float16 (1e-8
+        # underflows) and made 0 / 0 = NaN everywhere away from the radar. In float32 both give the same bits.
+        x = x / count.clamp_min(0.5) + self.bias.view(1, -1, 1, 1)
         return self.act(x), F.max_pool2d(mask, k, 1, pad)
 
 
