@@ -114,12 +114,30 @@ class ModelInput:
     transform: ImageTransform
 
 
-def normalise_image(image_rgb, input_cfg):
-    """Return (3, H, W) float32: uint8 RGB divided by 255, minus mean, over std (per ``input_cfg``)."""
-    image = np.asarray(image_rgb, dtype=np.float32) * (1.0 / 255.0)
+def _normalised(values, input_cfg):
+    """Return ``(values / 255 - mean) / std`` in float32 (values (..., 3)), the one formula of both paths below."""
     mean = np.asarray(input_cfg.image_mean, dtype=np.float32)
     std = np.asarray(input_cfg.image_std, dtype=np.float32)
-    return np.ascontiguousarray(((image - mean) / std).transpose(2, 0, 1))
+    return (np.asarray(values, dtype=np.float32) * (1.0 / 255.0) - mean) / std
+
+
+def normalise_image(image_rgb, input_cfg):
+    """Return (3, H, W) float32: RGB divided by 255, minus mean, over std (per ``input_cfg``)."""
+    image = np.asarray(image_rgb)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        return np.ascontiguousarray(_normalised(image, input_cfg).transpose(2, 0, 1))
+    return np.ascontiguousarray(normalise_image_hwc(image, input_cfg).transpose(2, 0, 1))
+
+
+def normalise_image_hwc(image_rgb, input_cfg):
+    """
+    Return (H, W, 3) float32: a uint8 RGB image normalised like ``normalise_image``, channels last.
+
+    One table lookup (``cv2.LUT``) with a 256-entry table per channel built by the same float32 formula: the same
+    bytes as the arithmetic, in one pass. Channels last is the memory layout the engine's torch model reads.
+    """
+    table = _normalised(np.repeat(np.arange(256)[:, None], 3, axis=1), input_cfg).reshape(256, 1, 3)
+    return cv2.LUT(np.asarray(image_rgb), np.ascontiguousarray(table, dtype=np.float32))
 
 
 def scale_radar_image(radar_raw, input_cfg):

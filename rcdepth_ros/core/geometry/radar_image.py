@@ -22,14 +22,12 @@ def radar_channel_values(radar_cam, channel):
     raise ProjectionError(f'unknown radar channel {channel!r}')
 
 
-def radar_image(radar_cam, K, width, height, channels=('depth', 'rcs', 'v_radial', 'mask'), min_depth=1.0,
-                max_depth=np.inf, vertical_extension_m=0.0):
+def radar_hits(radar_cam, K, width, height, min_depth=1.0, max_depth=np.inf, vertical_extension_m=0.0):
     """
-    Rasterise camera-frame radar returns into an (H, W, C) float32 image, one channel per name in ``channels``.
+    Return the PixelHits every return of ``radar_image`` fills, before collisions are resolved.
 
-    Each return fills its pixel; with ``vertical_extension_m > 0`` it fills a vertical segment of that metric
-    height centred on it (``fy * h / z`` pixels), because automotive radar measures elevation poorly. Where
-    returns collide, the nearest one wins in every channel. Pixels without a return are 0 (``mask`` says which).
+    ``index`` points into ``radar_cam``; with ``vertical_extension_m > 0`` a return appears once per pixel of its
+    vertical segment. The host and the device rasterisation (``core.inference.preprocess``) share this step.
     """
     K = as_camera_matrix(K)
     width, height = int(width), int(height)
@@ -45,10 +43,32 @@ def radar_image(radar_cam, K, width, height, channels=('depth', 'rcs', 'v_radial
         u, v, z, src = u[rep], v[rep] + offsets, z[rep], src[rep]
         inside = (v >= 0) & (v < height)
         u, v, z, src = u[inside], v[inside], z[inside], src[inside]
-    spread = PixelHits(u, v, z, src)
+    return PixelHits(u, v, z, src)
+
+
+def radar_values(radar_cam, channels):
+    """Return the (N, C) float32 values of every return in every channel of ``channels``."""
+    values = np.zeros((len(radar_cam), len(channels)), dtype=np.float32)
+    for c, name in enumerate(channels):
+        values[:, c] = radar_channel_values(radar_cam, name)
+    return values
+
+
+def radar_image(radar_cam, K, width, height, channels=('depth', 'rcs', 'v_radial', 'mask'), min_depth=1.0,
+                max_depth=np.inf, vertical_extension_m=0.0):
+    """
+    Rasterise camera-frame radar returns into an (H, W, C) float32 image, one channel per name in ``channels``.
+
+    Each return fills its pixel; with ``vertical_extension_m > 0`` it fills a vertical segment of that metric
+    height centred on it (``fy * h / z`` pixels), because automotive radar measures elevation poorly. Where
+    returns collide, the nearest one wins in every channel (ties: the first return). Pixels without a return are
+    0 (``mask`` says which).
+    """
+    width, height = int(width), int(height)
+    spread = radar_hits(radar_cam, K, width, height, min_depth, max_depth, vertical_extension_m)
     keep = nearest_per_pixel(spread, width)
     out = np.zeros((height, width, len(channels)), dtype=np.float32)
-    rows, cols, chosen = v[keep], u[keep], src[keep]
+    rows, cols, chosen = spread.v[keep], spread.u[keep], spread.index[keep]
     for c, name in enumerate(channels):
         out[rows, cols, c] = radar_channel_values(radar_cam, name)[chosen]
     return out
