@@ -62,12 +62,13 @@ def make_checkpoints(folder):
     return paths
 
 
-def start_node(checkpoint, namespace, log_path, env):
-    """Start rcdepth_node in its own process group; return the Popen."""
+def start_node(checkpoint, namespace, log_path, env, **parameters):
+    """Start rcdepth_node in its own process group (``parameters`` override the defaults); return the Popen."""
     from support.frame_messages import CAMERA_FRAME, FrameMessageFactory
     from rcdepth_ros.nodes.params import extrinsics_overrides
     overrides = dict(extrinsics_overrides(FrameMessageFactory.extrinsics(), CAMERA_FRAME), model_path=str(checkpoint),
                      device='cpu', **{'qos.input': 'reliable', 'qos.input_depth': 10, 'diagnostics.period': 0.5})
+    overrides.update(parameters)
     command = [sys.executable, '-m', 'rcdepth_ros.nodes.depth_node', '--ros-args', '-r', f'__ns:={namespace}']
     for name, value in overrides.items():
         command += ['-p', f'{name}:={json.dumps(value)}']
@@ -100,7 +101,7 @@ def rss_mb(pid):
 class Client:
     """This process's node: input publishers, the depth subscription, the latest diagnostics."""
 
-    def __init__(self, rclpy, namespace, width, height):
+    def __init__(self, rclpy, namespace, width, height, radar_points=60, saliency=False):
         from diagnostic_msgs.msg import DiagnosticArray
         from support.frame_messages import FrameMessageFactory
         from rcdepth_ros.core.messages.msgtypes import ros_message_types
@@ -118,12 +119,18 @@ class Client:
         self.node.create_subscription(Image, 'depth/image', self._on_depth, qos_from_string('reliable', 50))
         self.diagnostics = {}
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
-        self.factory = FrameMessageFactory(ros_message_types(), width=width, height=height)
+        self.factory = FrameMessageFactory(ros_message_types(), width=width, height=height, radar_points=radar_points)
+        self.saliency_count = 0
+        if saliency:       # a subscriber on saliency/image: the node computes Grad-CAM for every frame
+            self.node.create_subscription(Image, 'saliency/image', self._on_saliency, qos_from_string('reliable', 5))
         self.frames = {}
 
     def _on_depth(self, msg):
         from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
         self.received[stamp_to_ns(msg.header)] = time.monotonic()
+
+    def _on_saliency(self, msg):
+        self.saliency_count += 1
 
     def _on_diagnostics(self, msg):
         from rcdepth_ros.nodes.diagnostics import status_values
@@ -141,7 +148,7 @@ class Client:
             self.executor.spin_once(timeout_sec=0.01)
         return predicate()
 
-    def ready(self, timeout=180):
+    def ready(self, timeout=600):
         return self.wait(lambda: all(p.get_subscription_count() for p in (self.image, self.info, self.radar)) and
                          self.node.count_publishers(self.node.resolve_topic_name('depth/image')) > 0, timeout)
 

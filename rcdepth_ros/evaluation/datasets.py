@@ -19,6 +19,7 @@ import time
 from rcdepth_ros.config import bounded_number, load_yaml
 from rcdepth_ros.core.inference.engine import InferenceEngine
 from rcdepth_ros.core.inference.refine import RefineSettings
+from rcdepth_ros.core.inference.options import BACKENDS, PRECISIONS
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.errors import ConfigError, MetricsError
 from rcdepth_ros.evaluation.frames import evaluate_frame
@@ -69,13 +70,15 @@ def evaluate_reader(engine, reader, caps=DEFAULT_CAPS, batch_size=1, on_error='r
 
 def evaluate_model(model, source, root=None, split=None, frames=None, reader_options=None, device='auto',
                    half='auto', caps=DEFAULT_CAPS, batch_size=1, on_error='raise', keep_frames=False, progress=False,
-                   refine=None):
+                   refine=None, engine_options=None):
     """
     Evaluate a checkpoint (path, or a ``(model, input_cfg, model_cfg)`` tuple) on frames of a data source.
 
     ``refine``: the engine's refinement stage (None / 'none' / 'radar', a mapping or RefineSettings); given as a
     name or a mapping without ``budget_ms`` its time budget is unlimited (``offline_refine``), so the numbers do not
-    depend on the machine's load. Its settings are recorded under ``evaluation.refine``.
+    depend on the machine's load. Its settings are recorded under ``evaluation.refine``. ``engine_options``: further
+    InferenceEngine keywords (``backend``, ``precision``, ``calibration``, ...); with a checkpoint path the engine
+    loads the file itself (so the onnxruntime backend caches its ONNX file beside it).
 
     Returns a JSON-ready dict: ``metrics`` (``MetricsResult.to_dict``, with ``per_frame`` when ``keep_frames``),
     ``evaluation`` (source, root, split, frames, frames evaluated, skipped frames, timing, device) and ``model``
@@ -86,17 +89,42 @@ def evaluate_model(model, source, root=None, split=None, frames=None, reader_opt
     net, input_cfg, model_cfg = model if checkpoint is None else load_checkpoint(checkpoint)[:3]
     # counted before the engine folds batch norm into the convolutions (the model as trained and shipped)
     parameters = int(sum(p.numel() for p in net.parameters()))
-    engine = InferenceEngine((net, input_cfg, model_cfg), device=device, half=half, refine=offline_refine(refine))
+    engine = InferenceEngine(checkpoint or (net, input_cfg, model_cfg), device=device, half=half,
+                             refine=offline_refine(refine), **dict(engine_options or {}))
     result, info = evaluate_reader(engine, reader, caps, batch_size, on_error, keep_frames, progress)
     return {
         'metrics': result.to_dict(include_frames=keep_frames),
         'evaluation': dict(info, source=source, root=None if root is None else str(root), split=split,
                            frames_selected=frames, device=str(engine.device), half=engine.half,
+                           backend=engine.backend_name, precision=engine.precision,
                            caps=[float(c) for c in caps], resolution='original',
                            refine=engine.refine_settings.to_dict()),
         'model': {'checkpoint': checkpoint, 'architecture': model_cfg.architecture, 'parameters': parameters,
                   'input': [input_cfg.height, input_cfg.width]},
     }
+
+
+def calibration_frames(spec, count=50):
+    """
+    Return a callable giving the int8 calibration frames ``[(image, radar, K)]`` of ``spec``.
+
+    ``spec``: ``'source[:split[:frames]]'`` (e.g. ``astyx:train:0-49``; the source's default root); at most the
+    first ``count`` frames are read, and only when the callable is called (a cached int8 file needs none).
+    """
+    parts = str(spec).split(':')
+    if not parts[0] or len(parts) > 3:
+        raise ConfigError(f"calibration must be 'source[:split[:frames]]', e.g. astyx:train:0-49, got {spec!r}")
+    source, split, frames = (parts + [None, None])[:3]
+
+    def frames_of_spec():
+        reader = open_reader(source, split=split or None, frames=frames or None)
+        out = []
+        for sample in reader.iterate('raise'):
+            out.append((sample.image, sample.radar, sample.intrinsics))
+            if len(out) >= count:
+                break
+        return out
+    return frames_of_spec
 
 
 def add_arguments(parser):
@@ -111,6 +139,12 @@ def add_arguments(parser):
     parser.add_argument('--out', default=None, help='folder for metrics.json and evaluation.json')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--half', default='auto', choices=('auto', 'on', 'off'), help='fp16 on CUDA')
+    parser.add_argument('--backend', default='torch', choices=BACKENDS,
+                        help='torch, or onnxruntime (ONNX exported on first use, cached beside the checkpoint)')
+    parser.add_argument('--precision', default='auto', choices=('auto',) + PRECISIONS,
+                        help="auto (from --half), fp32, fp16, bf16 (autocast) or int8 (onnxruntime)")
+    parser.add_argument('--calibration', default=None,
+                        help="int8: calibration frames when the quantised file is not cached, e.g. astyx:train:0-49")
     parser.add_argument('--batch-size', type=bounded_number(int, 1), default=1, help='frames per forward pass')
     parser.add_argument('--caps', default='50,70,80', help='depth caps in metres, comma separated')
     parser.add_argument('--per-frame', action='store_true', help='add per-frame metrics to the written files')
@@ -180,11 +214,14 @@ def evaluate_args(args, model=None):
     if args.out:
         check_output_folder(args.out)
     half = {'auto': 'auto', 'on': True, 'off': False}[args.half]
+    engine_options = {'backend': getattr(args, 'backend', 'torch'), 'precision': getattr(args, 'precision', 'auto')}
+    if getattr(args, 'calibration', None):
+        engine_options['calibration'] = calibration_frames(args.calibration)
     return evaluate_model(model or args.model, args.dataset, root=args.root, split=args.split, frames=args.frames,
                           reader_options=parse_options(args.options), device=args.device, half=half,
                           caps=parse_caps(args.caps), batch_size=args.batch_size,
                           on_error='skip' if args.skip_bad_frames else 'raise', keep_frames=args.per_frame,
-                          progress=args.progress, refine=refine_from_args(args))
+                          progress=args.progress, refine=refine_from_args(args), engine_options=engine_options)
 
 
 def write_record(record, out):

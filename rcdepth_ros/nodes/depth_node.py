@@ -6,16 +6,20 @@ Wiring only; every step is in the core (``core.runtime.pipeline``). Topics (rela
 - in: ``image`` (Image) or ``image/compressed`` (CompressedImage) by ``image_transport``; ``camera_info``
   (cached); every topic of ``radar_topics`` (PointCloud2). The image and the first radar are matched by the
   approximate-time policy; sweeps of all radars in the window before the image stamp are accumulated.
-- out: ``depth/image`` (32FC1 metres, NaN invalid) + ``depth/camera_info``; ``saliency/image`` (32FC1 in [0, 1],
-  computed only while subscribed) + ``saliency/camera_info``; ``radar/depth_image`` (32FC1, the sparse radar depth
+- out: ``depth/image`` (32FC1 metres, NaN invalid) + ``depth/camera_info``; ``depth/uncertainty`` (32FC1 metres:
+  the standard deviation of the bin head's depth distribution, NaN wherever ``depth/image`` is NaN; bin-head models,
+  computed only while subscribed); ``saliency/image`` (32FC1 in [0, 1], computed only while subscribed) +
+  ``saliency/camera_info``; ``radar/depth_image`` (32FC1, the sparse radar depth
   at the model's input size, NaN where no return) + ``radar/camera_info`` (its K); ``~/debug/depth_color`` (bgr8,
   parameter); ``/diagnostics``. Every output carries the input image's header.
 
 Lifecycle: parameters are declared in ``__init__``; ``on_configure`` loads the model (FAILURE with the reason
 logged on a bad or missing checkpoint: the node stays unconfigured, its model parameters can be set again and it can
 be configured again) and creates the publishers; ``on_activate`` subscribes and starts the
-worker; ``on_deactivate`` / ``on_cleanup`` release them. Inference runs in a worker thread fed by a keep-latest
-slot, so parameter services and transitions stay responsive and latency never grows with the input rate.
+worker; ``on_deactivate`` / ``on_cleanup`` release them. Inference runs in worker threads fed by keep-latest
+slots, so parameter services and transitions stay responsive and latency never grows with the input rate: with
+``pipeline.overlap`` one thread decodes and preprocesses the next frame (``pipeline.prepare_frame``) while the other
+runs the model on this one and publishes (``pipeline.finish_frame``); without it one thread does both in turn.
 Bad input is warned about (throttled, per kind), counted in the diagnostics, and the node goes on.
 
 With ``refine: radar`` (live) the engine refines each depth map with the frame's radar returns
@@ -31,8 +35,8 @@ import traceback
 
 from rcdepth_ros.core.messages.radar import RadarFieldMap
 from rcdepth_ros.core.runtime.latest import LatestSlot
-from rcdepth_ros.core.runtime.pipeline import (FRAME_PROBLEMS, FrameAssembler, PipelineSettings, process_frame,
-                                               SWEEP_PROBLEMS)
+from rcdepth_ros.core.runtime.pipeline import (finish_frame, FRAME_PROBLEMS, FrameAssembler, PipelineSettings,
+                                               prepare_frame, SWEEP_PROBLEMS)
 from rcdepth_ros.core.runtime.stats import Counters, LatencyStats, RateMeter, Throttle
 from rcdepth_ros.errors import ConfigError, FrameError, RcdepthError
 from rcdepth_ros.nodes import diagnostics, params
@@ -99,8 +103,10 @@ class DepthNode(LifecycleNode):
         self._assembler = None
         self._timer = None
         self._worker = None
+        self._preparer = None
         self._stop = threading.Event()
         self._slot = LatestSlot()
+        self._prepared = LatestSlot()
         self._field_map = RadarFieldMap(**params.field_map_values(self._values))
         self._throttle = Throttle(self._values['warn_throttle'])
         self._levels = diagnostics.LevelTracker()
@@ -205,7 +211,13 @@ class DepthNode(LifecycleNode):
         if values['num_threads'] > 0:
             torch.set_num_threads(int(values['num_threads']))
         half = {'auto': 'auto', 'true': True, 'false': False}[str(values['half']).lower()]
-        engine = InferenceEngine(model_path, device=values['device'], half=half)
+        calibration = None
+        if str(values['int8_calibration']).strip():
+            from rcdepth_ros.evaluation.datasets import calibration_frames
+            calibration = calibration_frames(str(values['int8_calibration']).strip())
+        engine = InferenceEngine(model_path, device=values['device'], half=half, backend=values['backend'],
+                                 precision=values['precision'], preprocess=values['preprocess'],
+                                 cuda_graphs=bool(values['cuda_graphs']), calibration=calibration)
         self._set_refine(engine, values)
         if values['warmup']:
             self._warm_up(engine)
@@ -227,7 +239,8 @@ class DepthNode(LifecycleNode):
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import CameraInfo, Image
         qos = qos_from_string(values['qos.output'], values['qos.output_depth'])
-        kinds = {'depth/image': Image, 'depth/camera_info': CameraInfo, 'saliency/image': Image,
+        kinds = {'depth/image': Image, 'depth/camera_info': CameraInfo, 'depth/uncertainty': Image,
+                 'saliency/image': Image,
                  'saliency/camera_info': CameraInfo, 'radar/depth_image': Image, 'radar/camera_info': CameraInfo,
                  '~/debug/depth_color': Image}
         self._outputs = {topic: self.create_lifecycle_publisher(kind, topic, qos) for topic, kind in kinds.items()}
@@ -245,7 +258,13 @@ class DepthNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._stop.clear()
         self._slot = LatestSlot()
-        self._worker = threading.Thread(target=self._work, name='rcdepth_worker', daemon=True)
+        self._prepared = LatestSlot()
+        if self._values['pipeline.overlap']:
+            self._preparer = threading.Thread(target=self._prepare_work, name='rcdepth_prepare', daemon=True)
+            self._worker = threading.Thread(target=self._finish_work, name='rcdepth_worker', daemon=True)
+            self._preparer.start()
+        else:
+            self._worker = threading.Thread(target=self._work, name='rcdepth_worker', daemon=True)
         self._worker.start()
         # Diagnostics report the node's health in real time: a steady clock, so they go on when /clock stops.
         from rclpy.clock import Clock, ClockType
@@ -297,11 +316,14 @@ class DepthNode(LifecycleNode):
     def _stop_worker(self):
         self._stop.set()
         self._slot.close()
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.join(timeout=30.0)
-            if worker.is_alive():
-                self.get_logger().warning('the inference worker did not stop within 30 s')
+        self._prepared.close()
+        for name in ('_preparer', '_worker'):
+            worker = getattr(self, name)
+            setattr(self, name, None)
+            if worker is not None:
+                worker.join(timeout=30.0)
+                if worker.is_alive():
+                    self.get_logger().warning(f'the {worker.name} thread did not stop within 30 s')
 
     @logged_transition
     def on_deactivate(self, state):
@@ -394,35 +416,69 @@ class DepthNode(LifecycleNode):
         self._slot.put(request)
 
     def _work(self):
+        """One thread: prepare and finish each frame in turn."""
         while not self._stop.is_set():
             request = self._slot.take(timeout=WORKER_POLL_S)
             if request is None:
                 continue
-            try:
-                self._process(request)
-            except Exception as exc:  # noqa: B902 - the worker must survive anything one frame does
-                self._errors.add('inference_error')
-                self.get_logger().error(f'frame at {request.stamp_ns / 1e9:.3f} s failed: '
-                                        f'{type(exc).__name__}: {exc}')
+            self._guarded(request, lambda: self._finish(self._prepare(request)))
 
-    def _process(self, request):
+    def _prepare_work(self):
+        """Overlap, first thread: decode and preprocess the newest matched frame while the model runs the last."""
+        while not self._stop.is_set():
+            request = self._slot.take(timeout=WORKER_POLL_S)
+            if request is None:
+                continue
+            prepared = self._guarded(request, lambda: self._prepare(request))
+            if prepared is not None:
+                self._prepared.put(prepared)
+
+    def _finish_work(self):
+        """Overlap, second thread: run the model on the newest prepared frame and publish."""
+        while not self._stop.is_set():
+            prepared = self._prepared.take(timeout=WORKER_POLL_S)
+            if prepared is None:
+                continue
+            self._guarded(prepared[0].request, lambda: self._finish(prepared))
+
+    def _guarded(self, request, step):
+        """Run one step of a frame; count (and log) any exception: the workers survive anything one frame does."""
+        try:
+            return step()
+        except FrameError as exc:
+            self._problems.add(exc.reason)
+            self._warn(exc.reason, str(exc))
+        except Exception as exc:  # noqa: B902 - the worker must survive anything one frame does
+            self._errors.add('inference_error')
+            self.get_logger().error(f'frame at {request.stamp_ns / 1e9:.3f} s failed: '
+                                    f'{type(exc).__name__}: {exc}')
+        return None
+
+    def _prepare(self, request):
+        """Return (PreparedFrame, wanted outputs) of a matched frame, or None when the node is not configured."""
         assembler, engine, extrinsics = self._assembler, self._engine, self._extrinsics
         if assembler is None or engine is None:
-            return
+            return None
         values = self._values
         assembler.complete(request, float(values['camera_info_wait']))
         # Which optional outputs this frame gets is decided once, before the work: a subscriber that appears
         # meanwhile gets the next frame's, never half of this one's.
         wanted = {topic: self._subscribed(topic) for topic in ('saliency/image', 'radar/depth_image',
-                                                               '~/debug/depth_color')}
+                                                               '~/debug/depth_color', 'depth/uncertainty')}
         wanted['saliency/image'] = wanted['saliency/image'] and bool(values['saliency.enabled'])
         wanted['~/debug/depth_color'] = wanted['~/debug/depth_color'] and bool(values['debug.depth_color'])
-        try:
-            result = process_frame(engine, request, extrinsics, self._field_map, wanted['saliency/image'])
-        except FrameError as exc:
-            self._problems.add(exc.reason)
-            self._warn(exc.reason, str(exc))
+        wanted['depth/uncertainty'] = wanted['depth/uncertainty'] and engine.has_uncertainty
+        return prepare_frame(engine, request, extrinsics, self._field_map), wanted
+
+    def _finish(self, item):
+        """Run the model on a prepared frame, publish its outputs, record its latencies."""
+        engine = self._engine
+        if item is None or engine is None:
             return
+        prepared, wanted = item
+        request = prepared.request
+        result = finish_frame(engine, prepared, wanted['saliency/image'], wanted['depth/uncertainty'],
+                              wanted['radar/depth_image'])
         for reason, message in result.issues:
             self._problems.add(reason)
             self._warn(reason, message)
@@ -468,6 +524,8 @@ class DepthNode(LifecycleNode):
             self._frames.add('published')
             self._rates['depth'].tick()
         self._send('depth/camera_info', lambda: info)
+        if wanted['depth/uncertainty'] and result.uncertainty is not None:
+            self._send('depth/uncertainty', lambda: numpy_to_image(result.uncertainty, '32FC1', header, types))
         if result.saliency is not None:
             self._send('saliency/image', lambda: numpy_to_image(result.saliency.astype('float32'), '32FC1', header,
                                                                 types))
@@ -503,7 +561,7 @@ class DepthNode(LifecycleNode):
         sync_stats = assembler.stats()['sync'] if assembler is not None else {}
         counters = assembler.stats()['counters'] if assembler is not None else {}
         drops = {f'sync.{name}': s['dropped'] for name, s in sync_stats.items()}
-        drops['keep_latest'] = self._slot.dropped
+        drops['keep_latest'] = self._slot.dropped + self._prepared.dropped
         problems = self._problems.snapshot()
         for reason in FRAME_PROBLEMS:       # counted by the assembler (matching) and by the worker (processing)
             problems[reason] = problems.get(reason, 0) + counters.get(reason, 0)
@@ -518,7 +576,8 @@ class DepthNode(LifecycleNode):
             'model': str(self._model_path) if self._model_path is not None else 'n/a',
             'architecture': engine.model_cfg.architecture if engine is not None else 'n/a',
             'input_size': f'{engine.input_cfg.height}x{engine.input_cfg.width}' if engine is not None else 'n/a',
-            'precision': ('fp16' if engine.half else 'fp32') if engine is not None else 'n/a',
+            'precision': engine.precision if engine is not None else 'n/a',
+            'engine': engine.stats() if engine is not None else {},
             'rates_hz': rates,
             'frames': {'images': self._rates['image'].count, 'matched': counters.get('matched', 0),
                        'processed': self._frames.get('processed'), 'published': self._frames.get('published')},

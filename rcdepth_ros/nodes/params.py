@@ -21,6 +21,7 @@ import numpy as np
 
 from rcdepth_ros.core.geometry.transforms import as_transform, transform_from_translation_quaternion
 from rcdepth_ros.core.inference.bundled_model import SYNTHETIC_ONLY
+from rcdepth_ros.core.inference.options import BACKENDS, PRECISIONS, PREPROCESS_MODES
 from rcdepth_ros.core.pictures.colour import COLORMAPS
 from rcdepth_ros.errors import ConfigError, RcdepthError
 from rcdepth_ros.nodes.qos import QOS_NAMES
@@ -60,6 +61,17 @@ SPECS = (
     ParamSpec('warmup', True, 'run the model once (with saliency) at configure, so the first frame is not slow',
               at_configure=True),
     ParamSpec('num_threads', 0, "torch CPU threads; 0 keeps torch's default", range=(0, 256), at_configure=True),
+    ParamSpec('backend', 'torch', 'torch, or onnxruntime (the model exported to ONNX on first use, cached beside '
+              'the checkpoint); Grad-CAM saliency always runs on torch', at_configure=True, choices=BACKENDS),
+    ParamSpec('precision', 'auto', "auto (from 'half'), fp32, fp16, bf16 (autocast; the CPU's bf16 units) or int8 "
+              '(onnxruntime, static quantisation); a reduced-precision frame with a non-finite depth is run again '
+              'in fp32 and counted', at_configure=True, choices=('auto',) + PRECISIONS),
+    ParamSpec('int8_calibration', '', "int8: frames to calibrate on when the quantised file is not cached yet, "
+              "'source:split:frames' (e.g. astyx:train:0-49); empty: the cached file must exist", at_configure=True),
+    ParamSpec('preprocess', 'auto', 'where resize, normalisation and radar rasterisation run: auto (device on '
+              'CUDA, host on the CPU), host or device', at_configure=True, choices=PREPROCESS_MODES),
+    ParamSpec('cuda_graphs', True, 'capture the forward and saliency passes as CUDA graphs (CUDA only; a failed '
+              'capture runs eagerly with a warning)', at_configure=True),
     # Inputs (applied at the next activation).
     ParamSpec('image_transport', 'raw', "raw: sensor_msgs/Image on 'image'; compressed: CompressedImage on "
               "'image/compressed'", choices=IMAGE_TRANSPORTS),
@@ -85,6 +97,8 @@ SPECS = (
     ParamSpec('extrinsics.frames', [''], 'parameters: sensor frames with extrinsics.<frame>.matrix or '
               '.translation + .rotation'),
     ParamSpec('diagnostics.period', 1.0, 'seconds between /diagnostics messages', range=(0.1, 60.0)),
+    ParamSpec('pipeline.overlap', True, 'decode and preprocess the next frame while the model runs this one (two '
+              'worker threads); false: one thread does both in turn'),
     # Applied at once (post-set callback).
     ParamSpec('radar.window', 0.1, 'sweeps stamped up to this many seconds before the image are accumulated',
               range=(0.0, 10.0), live=True),

@@ -148,3 +148,7 @@ class GatedEngine:
         self.entered.set()
         self.gate.wait(60.0)
         return self.engine.infer(*args, **kwargs)
+
+    def infer_prepared(self, *args, **kwargs):
+        time.sleep(0.1)
+        return self.engine.infer_prepared(*args, **kwargs)

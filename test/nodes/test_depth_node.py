@@ -80,6 +80,28 @@ def test_saliency_and_debug_colour_only_while_subscribed(harness, tiny_checkpoin
     assert len(saliency) == 1                                # disabled by parameter: no more saliency
 
 
+@pytest.mark.parametrize('overlap', [True, False])
+def test_uncertainty_only_while_subscribed_nan_where_depth_is(harness, tiny_checkpoint, messages, overlap):
+    from sensor_msgs.msg import Image
+    rig = Rig(harness, tiny_checkpoint, **{'pipeline.overlap': overlap})
+    rig.send(messages, T0)
+    assert rig.wait_outputs(1)
+    uncertainty = harness.collect(Image, 'depth/uncertainty')
+    assert harness.spin_until(lambda: rig.node._outputs['depth/uncertainty'].get_subscription_count() >= 1)
+    harness.spin_for(0.2)
+    assert uncertainty == []                                 # nobody listened during the first frame
+    rig.send(messages, T0 + PERIOD)
+    assert rig.wait_outputs(2) and harness.spin_until(lambda: uncertainty)
+    msg = uncertainty[0]
+    assert msg.encoding == '32FC1' and (msg.height, msg.width) == (120, 160) and msg.header == rig.depth[1].header
+    spread, depth = image_to_numpy(msg), image_to_numpy(rig.depth[1])
+    np.testing.assert_array_equal(np.isnan(spread), np.isnan(depth))
+    assert np.nanmin(spread) > 0 and np.nanmax(spread) < 100.0
+    report = rig.node.report()
+    assert report['engine']['backend'] == 'torch' and report['engine']['nonfinite_frames'] == 0
+    assert report['engine']['frames'] == 2 and report['precision'] == 'fp32'
+
+
 def test_keep_latest_drops_a_burst_but_never_the_newest(harness, tiny_checkpoint, messages):
     rig = Rig(harness, tiny_checkpoint, **{'qos.input_depth': 100})
     rig.send(messages, T0)

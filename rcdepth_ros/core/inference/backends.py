@@ -33,8 +33,6 @@ from rcdepth_ros.errors import ConfigError, ExportError
 import torch
 
 LOGGER = logging.getLogger('rcdepth_ros')
-BACKENDS = ('torch', 'onnxruntime')
-PRECISIONS = ('fp32', 'fp16', 'bf16', 'int8')
 # Part of every cached file's record: a change to how files are exported or quantised makes old ones stale.
 EXPORT_VERSION = 1
 ONNX_OPSET = 17

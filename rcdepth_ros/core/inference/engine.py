@@ -63,8 +63,9 @@ import numpy as np
 from rcdepth_ros.core.geometry.model_input import (ImageTransform, ModelInput, normalise_image_hwc,
                                                    prepare_model_input)
 from rcdepth_ros.core.geometry.radar_image import radar_image
-from rcdepth_ros.core.inference.backends import BACKENDS, onnx_model, OnnxRuntimeBackend, PRECISIONS, TorchBackend
+from rcdepth_ros.core.inference.backends import onnx_model, OnnxRuntimeBackend, TorchBackend
 from rcdepth_ros.core.inference.graphs import COUNTERS as GRAPH_COUNTERS
+from rcdepth_ros.core.inference.options import BACKENDS, PRECISIONS, PREPROCESS_MODES
 from rcdepth_ros.core.inference.preprocess import DeviceModelInput, DevicePreprocessor
 from rcdepth_ros.core.inference.refine import RadarRefiner, RefineSettings
 from rcdepth_ros.core.inference.saliency import GradCAM
@@ -75,7 +76,6 @@ from rcdepth_ros.models.batchnorm_folding import fuse_batch_norm
 import torch
 
 LOGGER = logging.getLogger('rcdepth_ros')
-PREPROCESS_MODES = ('auto', 'host', 'device')
 ENGINE_COUNTERS = ('frames', 'nonfinite_frames', 'nonfinite_dropped', 'oom_fallbacks', 'input_size_changes')
 
 

@@ -11,7 +11,9 @@ restarted, a loop) resets the synchroniser and the caches.
 
 Processing (``process_frame``): image -> RGB, camera_info -> intrinsics, each selected sweep parsed by field
 names, stripped of non-finite returns, moved into the camera frame at the image time by an extrinsics provider
-(``geometry.extrinsics`` or the node's tf2 source) and merged; then ``InferenceEngine.infer``. Problems with the
+(``geometry.extrinsics`` or the node's tf2 source) and merged; then the engine. ``process_frame`` is
+``prepare_frame`` (decoding, radar, preprocessing) followed by ``finish_frame`` (forward pass, restoring, the
+published maps): a node may prepare the next frame while the model runs this one. Problems with the
 whole frame raise ``FrameError`` (its ``reason`` is the diagnostics counter); problems with one sweep skip that
 sweep and are listed in ``FrameResult.issues`` as ``(reason, message)``. Scoring a processed frame against lidar
 is ``rcdepth_ros.evaluation.frames`` (above the core).
@@ -104,9 +106,10 @@ class FrameResult:
 
     ``depth`` (H, W) float32 metres at the image size, NaN where invalid (exactly what ``depth/image`` carries);
     ``saliency`` (H, W) in [0, 1] or None; ``radar_depth`` (h, w) float32 metres at the model's input size, 0 where
-    no return (the depth channel the model read) with ``radar_K`` its intrinsics; ``radar_points`` the number of
-    returns used; ``issues`` ``[(reason, message)]`` of skipped sweeps; ``timings`` in ms; ``refine`` the
-    refinement stage's report (``Refinement.report``) or None when the stage is off.
+    no return (the depth channel the model read; None when not asked for) with ``radar_K`` its intrinsics;
+    ``radar_points`` the number of returns used; ``issues`` ``[(reason, message)]`` of skipped sweeps; ``timings``
+    in ms; ``refine`` the refinement stage's report (``Refinement.report``) or None when the stage is off;
+    ``uncertainty`` (H, W) float32 metres, NaN wherever ``depth`` is NaN (bin heads, when asked for) or None.
     """
 
     request: FrameRequest
@@ -119,6 +122,7 @@ class FrameResult:
     issues: typing.List[tuple]
     timings: typing.Dict[str, float]
     refine: typing.Optional[typing.Dict[str, typing.Any]] = None
+    uncertainty: typing.Optional[np.ndarray] = None
 
 
 class FrameAssembler:
@@ -392,21 +396,61 @@ def decode_frame(request):
     return rgb, intrinsics, camera_frame
 
 
-def process_frame(engine, request, extrinsics, field_map=None, saliency=False):
-    """Run one completed FrameRequest through decoding, radar gathering and the engine; return a FrameResult."""
+def process_frame(engine, request, extrinsics, field_map=None, saliency=False, uncertainty=False,
+                  radar_depth=True):
+    """
+    Run one completed FrameRequest through decoding, radar gathering and the engine; return a FrameResult.
+
+    ``uncertainty`` / ``radar_depth``: whether the result carries those maps (each costs a copy and a conversion).
+    """
+    return finish_frame(engine, prepare_frame(engine, request, extrinsics, field_map), saliency, uncertainty,
+                        radar_depth)
+
+
+@dataclasses.dataclass
+class PreparedFrame:
+    """A frame decoded and preprocessed for the engine (``prepare_frame``), waiting for the forward pass."""
+
+    request: FrameRequest
+    intrinsics: typing.Any
+    radar_cam: RadarPoints
+    issues: typing.List[tuple]
+    model_input: typing.Any
+    timings: typing.Dict[str, float]
+    start: float
+
+
+def prepare_frame(engine, request, extrinsics, field_map=None):
+    """
+    Decode a completed request, gather its radar and preprocess it (``engine.prepare_frame``): the first half of
+    ``process_frame``, which a node may run for the next frame while the model runs this one.
+    """
     start = time.perf_counter()
     rgb, intrinsics, camera_frame = decode_frame(request)
     decoded = time.perf_counter()
     radar_cam, issues = radar_in_camera(request.sweeps, extrinsics, camera_frame, request.stamp_ns, field_map)
     gathered = time.perf_counter()
-    result = engine.infer(rgb, radar_cam, intrinsics, saliency=saliency)
-    timings = {'decode': (decoded - start) * 1e3, 'radar': (gathered - decoded) * 1e3}
+    model_input = engine.prepare_frame(rgb, radar_cam, intrinsics)
+    timings = {'decode': (decoded - start) * 1e3, 'radar': (gathered - decoded) * 1e3,
+               'preprocess': (time.perf_counter() - gathered) * 1e3}
+    return PreparedFrame(request, intrinsics, radar_cam, issues, model_input, timings, start)
+
+
+def finish_frame(engine, prepared, saliency=False, uncertainty=False, radar_depth=True):
+    """Run the engine on a PreparedFrame and return its FrameResult (the second half of ``process_frame``)."""
+    (result,) = engine.infer_prepared([prepared.model_input], saliency=saliency, uncertainty=uncertainty,
+                                      preprocess_ms=prepared.timings['preprocess'])
+    timings = dict(prepared.timings)
     timings.update(result.timings)
-    timings['total'] = (time.perf_counter() - start) * 1e3
+    timings['total'] = (time.perf_counter() - prepared.start) * 1e3
     model_input = result.model_input
-    return FrameResult(request, intrinsics, published_depth(result.depth), result.saliency,
-                       model_radar_depth(model_input, engine.input_cfg, radar_cam), model_input.K,
-                       len(radar_cam), issues, timings, result.refine)
+    depth = published_depth(result.depth)
+    spread = None
+    if result.uncertainty is not None:
+        spread = np.where(np.isnan(depth), np.float32(np.nan), result.uncertainty).astype(np.float32, copy=False)
+    radar = model_radar_depth(model_input, engine.input_cfg, prepared.radar_cam) if radar_depth else None
+    return FrameResult(prepared.request, prepared.intrinsics, depth, result.saliency, radar, model_input.K,
+                       len(prepared.radar_cam), prepared.issues, timings, result.refine, spread)
 
 
 def published_depth(depth):
