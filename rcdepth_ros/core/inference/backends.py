@@ -56,7 +56,7 @@ class TorchBackend:
     def __init__(self, model, device, precision='fp32', saliency_layer=None, cuda_graphs=True, counters=None):
         """Wrap the model; set up the graphed forward and saliency calls (captured on first use)."""
         if precision not in ('fp32', 'fp16', 'bf16'):
-            raise ConfigError(f"the torch backend runs fp32, fp16 or bf16, got precision {precision!r}")
+            raise ConfigError(f'the torch backend runs fp32, fp16 or bf16, got precision {precision!r}')
         self.model = model
         self.device = torch.device(device)
         self.precision = precision
@@ -310,7 +310,7 @@ def onnx_model(model, input_cfg, model_cfg, precision='fp32', checkpoint=None, f
     input dicts, called only when the int8 file has to be made.
     """
     if precision not in ('fp32', 'int8'):
-        raise ConfigError(f"the onnxruntime backend runs fp32 or int8, got precision {precision!r}")
+        raise ConfigError(f'the onnxruntime backend runs fp32 or int8, got precision {precision!r}')
     if checkpoint is not None:
         from rcdepth_ros.models.checkpoint import checkpoint_paths
         digest = file_digest(checkpoint_paths(checkpoint))

@@ -47,9 +47,10 @@ the camera-frame radar returns, before the maps are restored to the original siz
 ``InferenceResult`` whose maps have the ORIGINAL image size: ``depth`` float32 metres, NaN where invalid (rows the
 input transform cropped away); ``uncertainty`` (bin heads, when asked) or None; ``saliency`` in [0, 1] (0 in
 cropped rows) or None; ``model_input`` (its ``radar_raw`` is what the node publishes as ``radar/depth_image``);
-``refine`` the stage's report (``Refinement.report``) or None with mode ``none``; ``timings`` in ms (with
-``refine`` when the stage is on) (``preprocess``, ``forward``, ``saliency``: with saliency the forward and backward passes are
-one call, whose time is both ``forward`` and ``saliency``; ``postprocess``). A saliency box ``(x0, y0, x1, y1)`` is given in original-image pixels (end exclusive).
+``refine`` the stage's report (``Refinement.report``) or None with mode ``none``; ``timings`` in ms
+(``preprocess``, ``forward``, ``saliency``: with saliency the forward and backward passes are one call, whose time
+is both ``forward`` and ``saliency``; ``postprocess``; ``refine`` when the stage is on). A saliency box
+``(x0, y0, x1, y1)`` is given in original-image pixels (end exclusive).
 """
 
 import copy
@@ -409,7 +410,7 @@ class InferenceEngine:
             return {k: torch.cat([first[k], second[k]]) for k in first}
 
     def _take(self, out):
-        """Return the outputs as float32 tensors the caller owns (a CUDA graph's are overwritten by its next replay)."""
+        """Return float32 outputs the caller owns (a CUDA graph's own outputs are overwritten by its next replay)."""
         own = self.device.type == 'cuda'
         return {k: v.float().clone() if own and v.dtype == torch.float32 else v.float() for k, v in out.items()}
 

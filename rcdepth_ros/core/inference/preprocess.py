@@ -220,8 +220,9 @@ class DevicePreprocessor:
 
     def resize_image(self, image_u8, transform):
         """
-        Return the (out_h, out_w, 3) float32 image the model reads before normalising: resized like
-        ``cv2.INTER_AREA`` (integral values), cropped / padded with 0 like ``ImageTransform.apply``.
+        Return the (out_h, out_w, 3) float32 image the model reads before normalising.
+
+        Resized like ``cv2.INTER_AREA`` (integral values), cropped / padded with 0 like ``ImageTransform.apply``.
         """
         s0, s1, d0 = transform._rows()
         out = torch.zeros((transform.out_height, transform.out_width, image_u8.shape[2]), dtype=torch.float32,
@@ -313,8 +314,9 @@ class DevicePreprocessor:
 
     def restore(self, maps, transform, fill=float('nan')):
         """
-        Return (B, H, W) float32 at the original size from (B, h, w) model-resolution maps, like
-        ``ImageTransform.restore`` (INTER_LINEAR; rows the input transform cropped away get ``fill``).
+        Return (B, H, W) float32 at the original size from (B, h, w) model-resolution maps.
+
+        Like ``ImageTransform.restore``: INTER_LINEAR; rows the input transform cropped away get ``fill``.
         """
         maps = maps.to(torch.float32)
         if maps.dim() != 3 or tuple(maps.shape[1:]) != (transform.out_height, transform.out_width):

@@ -422,8 +422,9 @@ class PreparedFrame:
 
 def prepare_frame(engine, request, extrinsics, field_map=None):
     """
-    Decode a completed request, gather its radar and preprocess it (``engine.prepare_frame``): the first half of
-    ``process_frame``, which a node may run for the next frame while the model runs this one.
+    Decode a completed request, gather its radar and preprocess it (``engine.prepare_frame``).
+
+    The first half of ``process_frame``, which a node may run for the next frame while the model runs this one.
     """
     start = time.perf_counter()
     rgb, intrinsics, camera_frame = decode_frame(request)
