@@ -121,3 +121,18 @@ def test_engine_device_and_host_preprocessing_agree(tiny_student, device):
     assert np.nanmax(np.abs(a.uncertainty - b.uncertainty)) <= 1e-3
     assert np.abs(a.saliency - b.saliency).max() <= 1e-3
     np.testing.assert_array_equal(a.model_input.radar_raw, b.model_input.radar_raw)
+
+
+@pytest.mark.parametrize('options', [{}, {'channels_last': False}, {'backend': 'onnxruntime'}])
+def test_engine_host_tensors_are_the_host_path_bytes(tiny_student, options, tmp_path, monkeypatch):
+    monkeypatch.setenv('RCDEPTH_CACHE', str(tmp_path))
+    image, radar, K = _frame(300, 400, seed=4)
+    engine = InferenceEngine(tiny_student, device='cpu', preprocess='host', **options)
+    reference = prepare_model_input(image, radar, K, engine.input_cfg)
+    got = engine.prepare_frame(image, radar, K)
+    np.testing.assert_array_equal(got.image[0].numpy(), reference.image)
+    np.testing.assert_array_equal(got.radar[0].numpy(), reference.radar)
+    np.testing.assert_array_equal(got.radar_raw, reference.radar_raw)
+    planar = bool(options)
+    assert got.image.is_contiguous() == planar and got.radar.is_contiguous() == planar
+    assert got.image.is_contiguous(memory_format=torch.channels_last) != planar

@@ -121,23 +121,37 @@ def _normalised(values, input_cfg):
     return (np.asarray(values, dtype=np.float32) * (1.0 / 255.0) - mean) / std
 
 
+def _table(input_cfg):
+    """Return the (256, 3) float32 normalised value of every uint8 value per channel (the formula of _normalised)."""
+    return np.ascontiguousarray(_normalised(np.repeat(np.arange(256)[:, None], 3, axis=1), input_cfg),
+                                dtype=np.float32)
+
+
 def normalise_image(image_rgb, input_cfg):
-    """Return (3, H, W) float32: RGB divided by 255, minus mean, over std (per ``input_cfg``)."""
+    """
+    Return (3, H, W) float32: RGB divided by 255, minus mean, over std (per ``input_cfg``).
+
+    A uint8 image is split into its planes and each looked up in a 256-entry table built with the same float32
+    formula (``cv2.LUT``): the same bytes as the arithmetic, written channel-planar in one pass.
+    """
     image = np.asarray(image_rgb)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         return np.ascontiguousarray(_normalised(image, input_cfg).transpose(2, 0, 1))
-    return np.ascontiguousarray(normalise_image_hwc(image, input_cfg).transpose(2, 0, 1))
+    table = _table(input_cfg)
+    out = np.empty((3,) + image.shape[:2], dtype=np.float32)
+    for c, plane in enumerate(cv2.split(image)):
+        cv2.LUT(plane, np.ascontiguousarray(table[:, c:c + 1]), dst=out[c])
+    return out
 
 
 def normalise_image_hwc(image_rgb, input_cfg):
     """
     Return (H, W, 3) float32: a uint8 RGB image normalised like ``normalise_image``, channels last.
 
-    One table lookup (``cv2.LUT``) with a 256-entry table per channel built by the same float32 formula: the same
-    bytes as the arithmetic, in one pass. Channels last is the memory layout the engine's torch model reads.
+    One table lookup (``cv2.LUT``) with the same table: channels last is the memory layout the engine's torch
+    model reads (channels_last), so no transpose is needed.
     """
-    table = _normalised(np.repeat(np.arange(256)[:, None], 3, axis=1), input_cfg).reshape(256, 1, 3)
-    return cv2.LUT(np.asarray(image_rgb), np.ascontiguousarray(table, dtype=np.float32))
+    return cv2.LUT(np.asarray(image_rgb), _table(input_cfg).reshape(256, 1, 3))
 
 
 def scale_radar_image(radar_raw, input_cfg):

@@ -137,7 +137,7 @@ class OnnxRuntimeBackend:
 
     name = 'onnxruntime'
 
-    def __init__(self, path, device='cpu', threads=None, precision='fp32', spinning=True):
+    def __init__(self, path, device='cpu', threads=None, precision='fp32', spinning=False):
         """Open the session (CPU provider; CUDA provider first when ``device`` is CUDA and available)."""
         import onnxruntime   # optional dependency, needed only for this backend
         self.path = Path(path)

@@ -61,9 +61,10 @@ import time
 import typing
 
 import numpy as np
-from rcdepth_ros.core.geometry.model_input import (ImageTransform, ModelInput, normalise_image_hwc,
+from rcdepth_ros.core.geometry.model_input import (ImageTransform, ModelInput, normalise_image, normalise_image_hwc,
                                                    prepare_model_input)
-from rcdepth_ros.core.geometry.radar_image import radar_image
+from rcdepth_ros.core.geometry.projection import nearest_per_pixel
+from rcdepth_ros.core.geometry.radar_image import radar_hits, radar_values
 from rcdepth_ros.core.inference.backends import onnx_model, OnnxRuntimeBackend, TorchBackend
 from rcdepth_ros.core.inference.graphs import COUNTERS as GRAPH_COUNTERS
 from rcdepth_ros.core.inference.options import BACKENDS, PRECISIONS, PREPROCESS_MODES
@@ -185,6 +186,7 @@ class InferenceEngine:
         self._fp32_backend = None
         self.model = self._place(model if self.precision == 'fp32' else copy.deepcopy(model), self.dtype)
         self.saliency_layer = GradCAM(self.model, saliency_layer).layer   # a bad name fails at configure time
+        self._planar = backend == 'onnxruntime' or not self.channels_last
         torch_precision = self.precision if self.precision in ('fp16', 'bf16') else 'fp32'
         self._torch = TorchBackend(self.model, self.device, torch_precision, self.saliency_layer,
                                    self._cuda_graphs and self.device.type == 'cuda', self.graph_counters)
@@ -199,6 +201,8 @@ class InferenceEngine:
         self._pre = DevicePreprocessor(self.input_cfg, self.device, torch.float32, self.channels_last)
         self.refiner = RadarRefiner(RefineSettings())
         self.set_refine(refine)
+        self._radar_scales = np.asarray([self.input_cfg.radar_scale[c] for c in self.input_cfg.radar_channels],
+                                        dtype=np.float32)
         LOGGER.info('inference engine: %s on %s (%s, %s backend%s, %s preprocessing), input %dx%d',
                     self.model_cfg.architecture, self.device, self.precision, backend,
                     ', channels_last' if self.channels_last else '', self.preprocess_mode, self.input_cfg.width,
@@ -313,17 +317,37 @@ class InferenceEngine:
         cfg = self.input_cfg
         transform = ImageTransform.fit_width(image.shape[0], image.shape[1], cfg.height, cfg.width, cfg.crop)
         K_in = transform.intrinsics(K)
-        hwc = torch.from_numpy(normalise_image_hwc(transform.apply(image), cfg))
-        raw = radar_image(radar_cam, K_in, cfg.width, cfg.height, cfg.radar_channels, cfg.radar_min_depth,
-                          cfg.max_depth, cfg.radar_vertical_extension_m)
+        # The model's memory layout straight from the table lookups: channels last for the torch model, planar
+        # (NCHW) for onnxruntime, so neither needs a transposing copy.
+        planar = self._planar
+        resized = transform.apply(image)
+        if planar:
+            image_tensor = torch.from_numpy(normalise_image(resized, cfg)).unsqueeze(0)
+        else:
+            image_tensor = torch.from_numpy(normalise_image_hwc(resized, cfg)).permute(2, 0, 1).unsqueeze(0)
+        # geometry.radar_image's steps, filling the scaled image (scale_radar_image's division) at the hit pixels
+        # only: the same bytes without two passes over a mostly empty image
+        spread = radar_hits(radar_cam, K_in, cfg.width, cfg.height, cfg.radar_min_depth, cfg.max_depth,
+                            cfg.radar_vertical_extension_m)
+        keep = nearest_per_pixel(spread, cfg.width)
+        rows, cols = spread.v[keep], spread.u[keep]
+        values = radar_values(radar_cam, cfg.radar_channels)[spread.index[keep]]
+        channels = len(cfg.radar_channels)
+        raw = np.zeros((cfg.height, cfg.width, channels), dtype=np.float32)
+        raw[rows, cols] = values
+        if planar:
+            scaled = np.zeros((1, channels, cfg.height, cfg.width), dtype=np.float32)
+            scaled[0, :, rows, cols] = values / self._radar_scales
+            radar_tensor = torch.from_numpy(scaled)
+        else:
+            scaled = np.zeros_like(raw)
+            scaled[rows, cols] = values / self._radar_scales
+            radar_tensor = torch.from_numpy(scaled).permute(2, 0, 1).unsqueeze(0)
         raw_tensor = torch.from_numpy(raw)
         if self.device.type != 'cpu':
-            hwc = hwc.to(self.device, non_blocking=True)
-            raw_tensor = raw_tensor.to(self.device, non_blocking=True)
-        image_tensor = hwc.permute(2, 0, 1).unsqueeze(0)
-        if not self.channels_last:
-            image_tensor = image_tensor.contiguous()
-        model_input = DeviceModelInput(image_tensor, self._pre.scale_radar(raw_tensor), raw_tensor, K_in, transform)
+            image_tensor, radar_tensor, raw_tensor = (t.to(self.device, non_blocking=True)
+                                                      for t in (image_tensor, radar_tensor, raw_tensor))
+        model_input = DeviceModelInput(image_tensor, radar_tensor, raw_tensor, K_in, transform)
         model_input._radar_raw = raw
         return model_input
 
