@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,6 +81,23 @@ def test_evaluate_model_record(tmp_path, tiny_student):
     assert record['evaluation']['source'] == 'synthetic' and record['evaluation']['resolution'] == 'original'
     assert record['model']['architecture'] == 'student' and record['model']['input'] == [64, 128]
     assert record['model']['parameters'] == sum(p.numel() for p in tiny_student[0].parameters())
+
+
+def test_rcdepth_eval_on_onnxruntime_gives_the_torch_numbers(tmp_path, tiny_student, capsys):
+    checkpoint = _checkpoint(tmp_path, tiny_student)
+    common = ['eval', '--dataset', 'synthetic', '--split', 'val', '--frames', '0-1', '--model', checkpoint,
+              '--options', json.dumps({'config': SYNTHETIC}), '--device', 'cpu']
+    assert cli_main(common + ['--out', str(tmp_path / 'torch')]) == 0
+    assert cli_main(common + ['--backend', 'onnxruntime', '--out', str(tmp_path / 'ort')]) == 0
+    capsys.readouterr()
+    torch_run, ort_run = (json.loads((tmp_path / name / 'evaluation.json').read_text()) for name in ('torch', 'ort'))
+    assert ort_run['evaluation']['backend'] == 'onnxruntime' and torch_run['evaluation']['backend'] == 'torch'
+    for cap in ('50', '80'):
+        assert ort_run['metrics']['caps'][cap]['mae'] == pytest.approx(torch_run['metrics']['caps'][cap]['mae'],
+                                                                       abs=0.5)    # mm
+    assert list(Path(checkpoint).parent.glob('*.fp32.onnx')), 'the ONNX file is cached beside the checkpoint'
+    assert cli_main(common + ['--backend', 'onnxruntime', '--precision', 'bf16']) == 2
+    assert 'onnxruntime backend runs fp32 or int8' in capsys.readouterr().err
 
 
 def test_rcdepth_eval_command(tmp_path, tiny_student, capsys):
