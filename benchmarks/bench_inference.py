@@ -235,7 +235,8 @@ def main(argv=None):
     parser.add_argument('--runs', type=int, default=60, help='timed frames per engine (>= 50 for the figures)')
     parser.add_argument('--threads', type=int, default=2, help='torch and onnxruntime intra-op threads')
     parser.add_argument('--offer-hz', type=float, default=None, help='input rate (default: CPU 15, CUDA 60)')
-    parser.add_argument('--node-seconds', type=float, default=30.0)
+    parser.add_argument('--node-seconds', type=float, default=60.0,
+                        help='seconds per rate measurement (60: >= 50 frames even at 1 frame/s)')
     parser.add_argument('--calibration', default='astyx:train:0-49',
                         help="int8 calibration frames ('' for the benchmark frames)")
     parser.add_argument('--phases', default=None, help='comma-separated engine,saliency,node,pipeline '
