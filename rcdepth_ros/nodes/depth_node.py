@@ -213,7 +213,7 @@ class DepthNode(LifecycleNode):
         half = {'auto': 'auto', 'true': True, 'false': False}[str(values['half']).lower()]
         calibration = None
         if str(values['int8_calibration']).strip():
-            from rcdepth_ros.evaluation.datasets import calibration_frames
+            from rcdepth_ros.evaluation.datasets import calibration_frames   # the data readers: only for int8
             calibration = calibration_frames(str(values['int8_calibration']).strip())
         engine = InferenceEngine(model_path, device=values['device'], half=half, backend=values['backend'],
                                  precision=values['precision'], preprocess=values['preprocess'],

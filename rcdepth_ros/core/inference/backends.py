@@ -29,7 +29,9 @@ import numpy as np
 from rcdepth_ros.config import to_dict
 from rcdepth_ros.core.inference.graphs import GraphedCall
 from rcdepth_ros.core.inference.saliency import grad_cam, GradCAM, saliency_target
-from rcdepth_ros.errors import ConfigError, ExportError
+from rcdepth_ros.errors import ConfigError, ExportError, ModelInputError
+from rcdepth_ros.models.checkpoint import checkpoint_paths
+from rcdepth_ros.models.export import export_onnx
 import torch
 
 LOGGER = logging.getLogger('rcdepth_ros')
@@ -121,7 +123,6 @@ class TorchBackend:
             x0, y0, x1, y1 = (int(v) for v in target)
             x0, x1, y0, y1 = max(0, x0), min(int(width), x1), max(0, y0), min(int(height), y1)
             if x1 <= x0 or y1 <= y0:
-                from rcdepth_ros.errors import ModelInputError
                 raise ModelInputError(f'saliency: box {tuple(target)} is empty inside the {width}x{height} model '
                                       f'input')
             mask[i, :, y0:y1, x0:x1] = 1.0
@@ -266,7 +267,6 @@ def _atomic_build(path, build):
 
 def export_fp32(model, path, height, width):
     """Export an fp32 copy of ``model`` (the caller's model is not moved or changed) to ``path``."""
-    from rcdepth_ros.models.export import export_onnx
     export_onnx(copy.deepcopy(model).cpu().float().eval(), path, height, width, opset=ONNX_OPSET)
 
 
@@ -314,7 +314,6 @@ def onnx_model(model, input_cfg, model_cfg, precision='fp32', checkpoint=None, f
     if precision not in ('fp32', 'int8'):
         raise ConfigError(f'the onnxruntime backend runs fp32 or int8, got precision {precision!r}')
     if checkpoint is not None:
-        from rcdepth_ros.models.checkpoint import checkpoint_paths
         digest = file_digest(checkpoint_paths(checkpoint))
     else:
         digest = model_digest(model, input_cfg, model_cfg)

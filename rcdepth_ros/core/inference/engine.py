@@ -75,6 +75,7 @@ from rcdepth_ros.core.runtime.stats import Counters
 from rcdepth_ros.core.sensor_types import CameraIntrinsics
 from rcdepth_ros.errors import ConfigError, FrameError, ModelInputError, ProjectionError
 from rcdepth_ros.models.batchnorm_folding import fuse_batch_norm
+from rcdepth_ros.models.checkpoint import load_checkpoint
 import torch
 
 LOGGER = logging.getLogger('rcdepth_ros')
@@ -158,7 +159,6 @@ class InferenceEngine:
             model = copy.deepcopy(model)
             self.meta = {}
         else:
-            from rcdepth_ros.models.checkpoint import load_checkpoint
             model, self.input_cfg, self.model_cfg, self.meta = load_checkpoint(source)
             self.checkpoint = str(source)
         backend = str(backend).strip().lower()
