@@ -157,7 +157,9 @@ class FeatureTerm(KDTerm):
         """Return the sum over branches of the pixel-wise feature KD."""
         total = 0.0
         for branch, adapters in self.adapters.items():
-            total = total + pixelwise_feature_kd(adapters(context.student['features'][branch]),
+            # float32 inputs: losses run with autocast off, where the adapters' fp32 weights need fp32 features
+            features = [f.float() for f in context.student['features'][branch]]
+            total = total + pixelwise_feature_kd(adapters(features),
                                                  context.teacher['features'][branch], self.cfg.decay)
         return total
 

@@ -147,7 +147,7 @@ class ConfidenceTerm(KDTerm):
     def forward(self, context):
         """Return the confidence-weighted KD plus the head's Laplacian NLL."""
         s = context.student
-        log_scale = self.head(s['features']['decoder'][-1]).float()
+        log_scale = self.head(s['features']['decoder'][-1].float())     # autocast is off here: fp32 in
         mask = valid_mask(context.sparse_gt, self.min_depth, self.max_depth)
         nll = laplacian_nll(log_scale, s['depth'].float(), context.sparse_gt.float(), mask, self.cfg.outlier_fraction)
         return confidence_weighted_kd(s['depth'], context.teacher['depth'], log_scale) + self.cfg.nll_weight * nll

@@ -5,8 +5,8 @@ Depth-distribution KD (``DepthDistributionTerm``): KL(p_T || p_S) per pixel over
 averaged over the pixels of its ``mask``. Each side's distribution comes from bin logits where the model has a bin
 head with these bins (softmax(logits / T)), else from a depth map, ``p_k = softmax_k(-|d - c_k| / tau_k)``:
 ``tau: spacing`` makes tau_k the width of bin k, so a depth spreads over about its two neighbouring bins whatever
-the spacing (a fixed tau of 1 m makes 'sid' bins, 0.05 m wide near and 3 m far, one-hot near and flat far, and
-swings the gradient by where d sits between centres). ``mask``: 'all' pixels, or only those the teacher can vouch
+the spacing (a fixed tau of 1 m spreads a near depth over many of the narrow near 'sid' bins and makes a far one
+one-hot among the wide far bins, so the gradient swings with where d sits between centres). ``mask``: 'all' pixels, or only those the teacher can vouch
 for: 'lidar_band' (between the highest and the lowest lidar return of the pixel's column, where the teacher's
 input rings and the held-out rings it was checked on lie) and 'lidar_band_confident' (also its bin
 distribution's std below ``max_relative_std`` of its depth).
