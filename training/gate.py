@@ -21,7 +21,6 @@ from rcdepth_ros.core.engine import resolve_device
 from rcdepth_ros.core.metrics import cap_key
 from rcdepth_ros.errors import RcdepthError
 from rcdepth_ros.models import load_checkpoint
-from rcdepth_ros.models.config import LidarInputConfig
 import torch
 from training.config import SplitConfig
 from training.evaluate import resolve_model
@@ -29,10 +28,12 @@ from training.loop.data import build_dataset, make_loader, sequential_batches
 from training.loop.validate import validate
 
 
-def score(checkpoint, data_cfg, split_cfg, rings, device='cpu', caps=(50.0, 70.0, 80.0), batch_size=4):
-    """Return the MetricsResult of a checkpoint on the held-out rings of ``rings`` (all rings when empty)."""
+def score(checkpoint, data_cfg, split_cfg, lidar_input=None, device='cpu', caps=(50.0, 70.0, 80.0),
+          batch_size=4):
+    """Return the MetricsResult of a checkpoint on the held-out rings of ``lidar_input`` (all rings when None)."""
     model, input_cfg, _, _ = load_checkpoint(checkpoint, map_location=device)
-    lidar = LidarInputConfig(tuple(rings)) if rings else None
+    rings = lidar_input.rings if lidar_input is not None and lidar_input.enabled else ()
+    lidar = lidar_input if rings else None
     dataset = build_dataset(data_cfg, input_cfg, split_cfg, 0, augment=False, lidar_input=lidar)
     loader = make_loader(dataset, sequential_batches(len(dataset), batch_size))
     result, _ = validate(model, loader, torch.device(device), channels_last=False, caps=caps,
@@ -43,10 +44,11 @@ def score(checkpoint, data_cfg, split_cfg, rings, device='cpu', caps=(50.0, 70.0
 def check_gate(teacher, students, data_cfg, split_cfg, min_gain_percent=20.0, cap=80.0, device='cpu'):
     """Return the gate record: teacher and student MAE (mm) at ``cap`` on the same pixels, the gain, passed."""
     _, _, teacher_cfg, _ = load_checkpoint(teacher)
-    rings = tuple(teacher_cfg.lidar_input.rings)
+    lidar = teacher_cfg.lidar_input
+    rings = tuple(lidar.rings)
     key = cap_key(cap)
-    teacher_mae = score(teacher, data_cfg, split_cfg, rings, device).caps[key]['mae']
-    student_maes = [score(s, data_cfg, split_cfg, rings, device).caps[key]['mae'] for s in students]
+    teacher_mae = score(teacher, data_cfg, split_cfg, lidar, device).caps[key]['mae']
+    student_maes = [score(s, data_cfg, split_cfg, lidar, device).caps[key]['mae'] for s in students]
     mean = statistics.mean(student_maes)
     gain = 100.0 * (mean - teacher_mae) / mean
     return {'teacher': str(teacher), 'students': [str(s) for s in students], 'split': split_cfg.split,

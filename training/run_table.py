@@ -96,11 +96,11 @@ class Run:
         return [sys.executable, '-m', 'training.train', '--config', str(self.config), '--out', str(self.dir),
                 f'train.threads={threads}'] + self.overrides
 
-    def eval_command(self):
+    def eval_command(self, device='cpu'):
         """Return the evaluation command."""
         e = self.eval
         command = [sys.executable, '-m', 'training.evaluate', '--model', str(self.dir), '--dataset', e['source'],
-                   '--out', str(self.dir / 'eval'), '--device', 'cpu']
+                   '--out', str(self.dir / 'eval'), '--device', device]
         for key in ('root', 'split', 'frames'):
             if e.get(key) is not None:
                 command += [f'--{key}', str(e[key])]
@@ -164,7 +164,7 @@ def gate_record(spec, runs, direct=None):
     return record
 
 
-def execute(runs, jobs, threads, log=print, spec=None):
+def execute(runs, jobs, threads, log=print, spec=None, eval_device='cpu'):
     """Train and evaluate every run, ``jobs`` at a time in spec order as dependencies allow; return seconds."""
     start = time.perf_counter()
     pending = [r for r in runs if not r.evaluated()]
@@ -192,7 +192,7 @@ def execute(runs, jobs, threads, log=print, spec=None):
                     continue
             pending.remove(run)
             stage = 'eval' if run.complete() else 'train'
-            command = run.eval_command() if stage == 'eval' else run.train_command(threads)
+            command = run.eval_command(eval_device) if stage == 'eval' else run.train_command(threads)
             process, handle = _start(run, command, 'table.log', threads)
             active[run.name] = (run, stage, process, handle, time.perf_counter())
             log(f'[{time.strftime("%H:%M:%S")}] {stage} {run.name}')
@@ -332,11 +332,20 @@ def main(argv=None):
     parser.add_argument('--jobs', type=int, default=2, help='runs trained at the same time')
     parser.add_argument('--threads', type=int, default=1, help='torch threads of each run')
     parser.add_argument('--only', default=None, help='comma-separated run names (and what they need)')
+    parser.add_argument('--eval-device', default='cpu', help='device of the evaluations (cpu, cuda)')
+    parser.add_argument('--eval-frames', default=None, help='evaluate every run on these frames of its eval split '
+                                                             '(quick checks; the table uses the spec\'s)')
+    parser.add_argument('--gate-frames', default=None, help='score the gate on these frames of its split')
     parser.add_argument('--dry-run', action='store_true', help='print the plan and exit')
     parser.add_argument('overrides', nargs='*', metavar='key.sub=value', help='overrides for every run')
     args = parser.parse_args(argv)
     try:
         spec, runs = load_table(args.spec, args.out, args.overrides)
+        if args.eval_frames:
+            for run in runs:
+                run.eval['frames'] = args.eval_frames
+        if args.gate_frames and spec.get('gate'):
+            spec['gate']['frames'] = args.gate_frames
         if args.only:
             wanted = set(args.only.split(','))
             unknown = wanted - {r.name for r in runs}
@@ -352,12 +361,12 @@ def main(argv=None):
                 state = 'evaluated' if run.evaluated() else 'complete' if run.complete() else 'to train'
                 print(f'{run.name} [{state}] requires {run.requires or "-"}\n  '
                       + ' '.join(shlex.quote(c) for c in run.train_command(args.threads)) + '\n  '
-                      + ' '.join(shlex.quote(c) for c in run.eval_command()))
+                      + ' '.join(shlex.quote(c) for c in run.eval_command(args.eval_device)))
             return 0
         load_start = list(os.getloadavg())
-        wall = execute(runs, max(1, args.jobs), args.threads, spec=spec)
+        wall = execute(runs, max(1, args.jobs), args.threads, spec=spec, eval_device=args.eval_device)
         settings = {'jobs': args.jobs, 'threads': args.threads, 'overrides': args.overrides, 'spec': args.spec,
-                    'load_average_start': load_start}
+                    'eval_device': args.eval_device, 'load_average_start': load_start}
         result = write_results(spec, runs, args.results, wall, settings)
     except RcdepthError as exc:
         print(f'training.run_table: error: {exc}', file=sys.stderr)

@@ -1,7 +1,7 @@
 """
 ``rcdepth eval``: evaluate a checkpoint on frames of a data set and print the metrics JSON.
 
-``rcdepth eval --dataset astyx --root DIR --frames 350-435 --model CKPT --out DIR`` runs
+``rcdepth eval --dataset astyx --root DIR --frames 350-435 [--model CKPT] --out DIR`` runs
 ``rcdepth_ros.core.evaluation.evaluate_model``: the inference engine on the original images, the protocol of
 method.md section 4 (per image, then averaged; MAE / RMSE in mm at caps 50, 70, 80 m). stdout gets exactly the
 metrics JSON (``{"frames": N, "caps": {...}}``); ``--out DIR`` also writes it to ``DIR/metrics.json`` and the full
@@ -20,7 +20,8 @@ HELP = 'evaluate a model on a data set and print the metrics JSON'
 
 def add_arguments(parser):
     """Register the command's arguments."""
-    parser.add_argument('--model', required=True, help='checkpoint (.safetensors / .json / stem)')
+    parser.add_argument('--model', default='', help='checkpoint (.safetensors / .json / stem); default: the bundled '
+                                                     'model trained on --dataset (weights/), else the demo model')
     parser.add_argument('--dataset', required=True, help='data source: astyx, nuscenes, zju, synthetic')
     parser.add_argument('--root', default=None, help='data set folder (default: under $RCDEPTH_DATA)')
     parser.add_argument('--split', default=None, help="a split of the source (Astyx: 'train', 'val')")
@@ -62,9 +63,11 @@ def parse_caps(text):
 
 def evaluate_args(args, model=None):
     """Run the evaluation the arguments describe; return the full record (see ``evaluate_model``)."""
+    from rcdepth_ros.core.bundled_model import bundled_model_for
     from rcdepth_ros.core.evaluation import evaluate_model
+    model = model or args.model or str(bundled_model_for(args.dataset))
     half = {'auto': 'auto', 'on': True, 'off': False}[args.half]
-    return evaluate_model(model or args.model, args.dataset, root=args.root, split=args.split, frames=args.frames,
+    return evaluate_model(model, args.dataset, root=args.root, split=args.split, frames=args.frames,
                           reader_options=parse_options(args.options), device=args.device, half=half,
                           caps=parse_caps(args.caps), batch_size=args.batch_size,
                           on_error='skip' if args.skip_bad_frames else 'raise', keep_frames=args.per_frame,

@@ -1,9 +1,12 @@
 """
-The model shipped with the package: the one checkpoint in ``weights/`` that the node and the demo use by default.
+The models shipped with the package: the checkpoint in ``weights/`` that the node and the demo use by default.
 
 A checkpoint is a ``.safetensors`` file with its ``.json`` beside it (``models.checkpoint``). The bundled one is
 found by looking, not by a fixed name, so whoever trains it (``make demo-model``) chooses the name; when there
 are several, one whose name contains ``demo`` wins, else the choice is ambiguous and refused.
+``bundled_model_for(source)`` picks, for evaluating a data source, the bundled checkpoint trained on that source
+(its JSON's ``training.data.source``; the Astyx-trained student for ``rcdepth eval --dataset astyx``), else the
+default one.
 """
 
 import json
@@ -44,6 +47,24 @@ def bundled_model_path(directory=None):
         raise CheckpointError(f'{directory} holds several checkpoints ({", ".join(p.name for p in candidates)}); '
                               f'pass one explicitly (model_path / --model)')
     return candidates[0]
+
+
+def _trained_on(json_path):
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return (((meta.get('training') or {}).get('data') or {}).get('source')) if isinstance(meta, dict) else None
+
+
+def bundled_model_for(source, directory=None):
+    """Return the bundled checkpoint trained on data ``source``, else ``bundled_model_path(directory)``."""
+    directory = Path(directory) if directory is not None else weights_directory()
+    matches = sorted(p.with_suffix('.safetensors') for p in directory.glob('*.json')
+                     if _is_checkpoint(p) and _trained_on(p) == source) if directory.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    return bundled_model_path(directory)
 
 
 def resolve_model_path(model_path):

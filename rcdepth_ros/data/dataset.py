@@ -20,7 +20,9 @@ none) with ``has_dense`` (bool), ``K`` (3, 3) at model resolution, ``flipped`` (
 (``prepare_model_input`` on the scaled image is an exact copy step: same size, no resampling).
 
 With ``lidar_rings`` (the rings a lidar-input teacher reads, ``model.lidar_input``) an item also has ``lidar``
-(2, H, W): the depth of those rings' points divided by ``lidar_depth_scale`` and their mask, and
+(2, H, W): the depth of those rings' points divided by ``lidar_depth_scale`` and their mask (with
+``lidar_prior_radius``, two more: those rings filled between them, ``densify.fill_between_rings``, and where that
+fill is defined), and
 ``depth_gt_heldout`` (1, H, W): the depth of the other rings' points only, the teacher's supervision (a teacher
 that were supervised on its own input would learn to copy it). With ``aligned_maps`` (offline teacher targets,
 ``training.targets``) each of its maps, stored aligned with the uncropped base, is cut, mirrored and resized
@@ -38,6 +40,7 @@ import numpy as np
 from rcdepth_ros.core import geometry
 from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.data.augment import augment_view, follow_view, rng_for, View
+from rcdepth_ros.data.densify import fill_between_rings
 from rcdepth_ros.errors import DatasetError
 
 
@@ -88,7 +91,7 @@ class RadarCameraDataset:
     """
 
     def __init__(self, reader, input_cfg, augment=None, cache=None, lidar_rings=None, lidar_depth_scale=100.0,
-                 aligned_maps=None):
+                 aligned_maps=None, lidar_prior_radius=None):
         """Keep the reader, the input configuration, the augmentation, the cache and the optional extras."""
         if getattr(reader, 'radar_image', False):
             # The full-resolution radar image of a Sample costs about 14 ms on an Astyx frame and the model input
@@ -103,6 +106,7 @@ class RadarCameraDataset:
         self.frame_ids = reader.frame_ids
         self.lidar_rings = None if lidar_rings is None else np.asarray(sorted(set(int(r) for r in lidar_rings)))
         self.lidar_depth_scale = float(lidar_depth_scale)
+        self.lidar_prior_radius = lidar_prior_radius
         self.aligned_maps = aligned_maps
 
     def __len__(self):
@@ -168,7 +172,11 @@ class RadarCameraDataset:
         chosen = np.isin(view.lidar_ring, self.lidar_rings)
         given = geometry.sparse_depth_image(view.lidar_xyz[chosen], K, cfg.width, cfg.height)
         held = geometry.sparse_depth_image(view.lidar_xyz[~chosen], K, cfg.width, cfg.height)
-        lidar = np.stack([given / self.lidar_depth_scale, (given > 0).astype(np.float32)]).astype(np.float32)
+        channels = [given / self.lidar_depth_scale, (given > 0).astype(np.float32)]
+        if self.lidar_prior_radius is not None:
+            filled, inside = fill_between_rings(given, self.lidar_prior_radius)
+            channels += [filled / self.lidar_depth_scale, inside.astype(np.float32)]
+        lidar = np.stack(channels).astype(np.float32)
         return {'lidar': lidar, 'depth_gt_heldout': held[None].astype(np.float32)}
 
     def follow_maps(self, view, frame_id):

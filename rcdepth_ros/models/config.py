@@ -194,13 +194,18 @@ class LidarInputConfig:
     input. The points of these rings enter as two extra channels beside the radar image (depth divided by
     ``depth_scale``, and a mask); the points of the other rings are the model's supervision, so it learns to
     fill the space between rings, never to copy its input. Students never read lidar: a model with lidar input
-    can be trained and used as a teacher, not served by the node.
+    can be trained and used as a teacher, not served by the node. ``prior``: two more channels, the input rings
+    filled between them (``rcdepth_ros.data.densify.fill_between_rings``, row gaps up to ``prior_radius`` columns
+    first) and where that fill is defined; a bin-head model then adds ``gate * (-|filled - c_k| / w_k)`` to its
+    bin logits, with a gate it learns per pixel (trust the fill on smooth surfaces, not across depth edges).
     For the Astyx VLP-16, ``[0, 1, 4, 5, 8, 9, 12, 13]`` (laser id mod 4 in {0, 1}) is every other ring by
     elevation: the rings at -15, -11, -7, -3, +1, +5, +9, +13 degrees in, the ones between them held out.
     """
 
     rings: typing.Tuple[int, ...] = ()
     depth_scale: float = 100.0
+    prior: bool = False
+    prior_radius: int = 2
 
     def __post_init__(self):
         """Check the ring ids and the scale."""
@@ -208,6 +213,8 @@ class LidarInputConfig:
             raise ConfigError(f'model.lidar_input.rings must be distinct non-negative ring ids, got {list(self.rings)}')
         if not self.depth_scale > 0:
             raise ConfigError(f'model.lidar_input.depth_scale must be > 0, got {self.depth_scale}')
+        if self.prior_radius < 0:
+            raise ConfigError(f'model.lidar_input.prior_radius must be >= 0, got {self.prior_radius}')
 
     @property
     def enabled(self):
@@ -216,8 +223,8 @@ class LidarInputConfig:
 
     @property
     def channels(self):
-        """Return the number of lidar input channels (depth, mask) or 0."""
-        return 2 if self.rings else 0
+        """Return the number of lidar input channels: depth, mask (and filled depth, fill mask with prior), or 0."""
+        return (4 if self.prior else 2) if self.rings else 0
 
 
 @dataclasses.dataclass
@@ -261,6 +268,9 @@ class ModelConfig:
         if (self.adapters.image or self.adapters.radar) and self.architecture != 'lircdepth':
             raise ConfigError('model.adapters are LiRCDepth feature adapters; other architectures build KD '
                               'adapters in training')
+        if self.lidar_input.prior and (self.architecture != 'student' or self.head.kind != 'bins'):
+            raise ConfigError('model.lidar_input.prior adds to bin logits: it needs the student architecture with '
+                              'a bin head')
         if self.lidar_input.enabled and (self.architecture == 'lircdepth' or self.fusion.kind == 'none'):
             raise ConfigError('model.lidar_input needs a radar branch to enter through (student with fusion film / '
                               f'add, or teacher); got architecture {self.architecture!r} with fusion '

@@ -161,4 +161,4 @@ def test_grad_fraction_sets_the_term_gradient_to_that_share_of_the_supervised_on
     norm = lambda gs: math.sqrt(sum(float(g.pow(2).sum()) for g in gs if g is not None))  # noqa: E731
     assert norm(g_term) / norm(g_sup) == pytest.approx(0.5, rel=1e-4)
     total = objective.recombine(1.0)
-    assert float(total) == pytest.approx(float(objective.last_raw['supervised'] + weighted), rel=1e-6)
+    assert float(total.detach()) == pytest.approx(float((objective.last_raw['supervised'] + weighted).detach()), rel=1e-6)

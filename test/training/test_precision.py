@@ -43,7 +43,8 @@ def _run_step(exp, teacher_model=None):
     image, radar, sparse, dense, has_dense = _batch(exp.input)
     kwargs = {}
     if exp.model.lidar_input.enabled:
-        kwargs['lidar'] = torch.stack([sparse[:, 0] / 100.0, (sparse[:, 0] > 0).float()], dim=1)
+        channels = [sparse[:, 0] / 100.0, (sparse[:, 0] > 0).float()] * (exp.model.lidar_input.channels // 2)
+        kwargs['lidar'] = torch.stack(channels, dim=1)
     with OpRecorder() as recorder, torch.autocast('cpu', dtype=torch.bfloat16):
         teacher_out = teacher(image, radar) if teacher is not None else None
         loss, terms, out = objective(image, radar, sparse, dense, has_dense, teacher_out, **kwargs)
@@ -51,7 +52,7 @@ def _run_step(exp, teacher_model=None):
     return recorder.ops, loss, objective
 
 
-@pytest.mark.parametrize('kind', ['student', 'teacher', 'lircdepth', 'lidar_teacher'])
+@pytest.mark.parametrize('kind', ['student', 'teacher', 'lircdepth', 'lidar_teacher', 'lidar_prior_teacher'])
 def test_every_architecture_trains_with_autocast_safe_fp32_losses(kind, tiny_experiment, tiny_teacher_model):
     data = tiny_experiment(train={'amp': 'bf16'})
     if kind == 'teacher':
@@ -64,6 +65,8 @@ def test_every_architecture_trains_with_autocast_safe_fp32_losses(kind, tiny_exp
                          'decoder': {'kind': 'transposed_ir', 'widths': [16, 16, 8, 8, 8], 'expansion': 2}}
     elif kind == 'lidar_teacher':
         data['model'] = dict(data['model'], lidar_input={'rings': [0, 2, 4]})
+    elif kind == 'lidar_prior_teacher':
+        data['model'] = dict(data['model'], lidar_input={'rings': [0, 2, 4], 'prior': True})
     ops, loss, objective = _run_step(experiment_from_dict(data))
     assert not ops & REFUSED_BY_CUDA_AUTOCAST, sorted(ops & REFUSED_BY_CUDA_AUTOCAST)
     assert loss.dtype == torch.float32

@@ -42,8 +42,9 @@ def build_dataset(data_cfg, input_cfg, split_cfg, seed, augment=True, lidar_inpu
     aug = dataclasses.replace(data_cfg.augment, seed=int(seed)) if augment and data_cfg.augment else None
     rings = lidar_input.rings if lidar_input is not None and lidar_input.enabled else None
     scale = lidar_input.depth_scale if rings else 100.0
+    radius = lidar_input.prior_radius if rings and lidar_input.prior else None
     return RadarCameraDataset(reader, input_cfg, aug, cache, lidar_rings=rings, lidar_depth_scale=scale,
-                              aligned_maps=aligned_maps)
+                              aligned_maps=aligned_maps, lidar_prior_radius=radius)
 
 
 class EpochBatchOrder:
