@@ -30,3 +30,14 @@ def test_one_checkpoint_or_the_demo_one(tmp_path):
 
 def test_explicit_path_wins(tmp_path):
     assert resolve_model_path(str(tmp_path / 'm.safetensors')) == tmp_path / 'm.safetensors'
+
+
+def test_the_bundled_model_of_a_data_source(tmp_path):
+    from rcdepth_ros.core.bundled_model import bundled_model_for
+    _checkpoint(tmp_path, 'xdrcdepth_demo_synthetic')
+    (tmp_path / 'xdrcdepth_astyx.safetensors').write_bytes(b'weights')
+    (tmp_path / 'xdrcdepth_astyx.json').write_text(json.dumps({'format': 'rcdepth-checkpoint', 'version': 1,
+                                                               'training': {'data': {'source': 'astyx'}}}))
+    assert bundled_model_for('astyx', tmp_path).name == 'xdrcdepth_astyx.safetensors'
+    assert bundled_model_for('synthetic', tmp_path).name == 'xdrcdepth_demo_synthetic.safetensors'
+    assert bundled_model_path(tmp_path).name == 'xdrcdepth_demo_synthetic.safetensors'   # the node's default
