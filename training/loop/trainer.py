@@ -177,7 +177,7 @@ class Trainer:
         if self.teacher is None or not cfg.distill.targets.offline:
             return None
         stored = {'depth'}
-        needs = self.teacher.needs
+        needs = set().union(*(term.teacher_outputs() for term in self.objective.kd.values()))
         if 'saliency' in needs:
             stored.add('saliency')
         if self.teacher_info['bin_centers'] is not None and needs & {'logits', 'uncertainty'}:

@@ -74,6 +74,10 @@ class KDTerm(nn.Module):
         super().__init__()
         self.cfg = cfg
 
+    def teacher_outputs(self):
+        """Return what this configured term reads from the teacher (default: the class's ``needs``)."""
+        return set(self.needs)
+
     def capture(self, student):
         """Return a context manager around the student's forward (default: none)."""
         return None

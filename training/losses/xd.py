@@ -207,6 +207,10 @@ class DepthDistributionTerm(KDTerm):
         self.teacher_logits = cfg.teacher == 'logits' or (cfg.teacher == 'auto' and fits)
         self.temperature = 1.0 if isinstance(cfg.tau, str) else float(cfg.tau)
 
+    def teacher_outputs(self):
+        """Return depth, plus the bin logits when p_T or the confidence mask comes from them."""
+        return {'depth'} | ({'logits'} if self.teacher_logits or self.cfg.mask == 'lidar_band_confident' else set())
+
     def _tau(self):
         return self.widths if self.cfg.tau == 'spacing' else float(self.cfg.tau)
 
