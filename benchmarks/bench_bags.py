@@ -14,21 +14,19 @@ beforehand, so the figures are the bag's own cost (message building, CDR, MCAP, 
 """
 
 import argparse
-import json
-import os
 from pathlib import Path
-import platform
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 
+from benchlib import load_average, machine_record, RESULTS, write_results
 from rcdepth_ros.core.bags import bag_frames, BagWriteOptions, read_bag, read_bag_messages, write_bag
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.paths import data_root
 
-RESULT = Path(__file__).resolve().parent / 'results' / 'bench_bags.json'
+RESULT = RESULTS / 'bench_bags.json'
 
 
 def timed(function):
@@ -99,8 +97,7 @@ def main():
     else:
         print(f'Astyx HiRes2019 not found at {astyx_root}: only the synthetic source is measured', file=sys.stderr)
     # The machine is shared: the load average says how much of its 2 cores the timings really had.
-    results = {'machine': {'cpu_count': os.cpu_count(), 'platform': platform.platform(),
-                           'load_average_start': os.getloadavg()[0]},
+    results = {'machine': machine_record(load_average_before=load_average()),
                'runs': args.runs, 'storage': 'mcap', 'rosbag2_version': 9, 'bag_directory': tempfile.gettempdir(),
                'results': {}}
     with tempfile.TemporaryDirectory(prefix='bench_bags_') as tmp:
@@ -112,10 +109,8 @@ def main():
                 print(f'{key:29s} {row["n_frames"]} frames, {row["bag_mb"]:6.1f} MB | ' + ' | '.join(
                     f'{step} {row[step]["frames_per_s"]:7.1f} frames/s {row[step]["mb_per_s"]:7.1f} MB/s'
                     for step in ('write', 'read_raw', 'read_typed', 'frames')))
-    results['machine']['load_average_end'] = os.getloadavg()[0]
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(results, indent=2) + '\n')
-    print(f'wrote {RESULT}')
+    results['machine']['load_average_after'] = load_average()
+    write_results(RESULT, results)
     return 0
 
 

@@ -7,18 +7,15 @@ Messages are rclpy's generated classes (as in the node); the rosbags flavour is 
 """
 
 import argparse
-import json
-from pathlib import Path
-import platform
 import statistics
-import sys
 import time
 
+from benchlib import command_line, machine_record, RESULTS, write_results
 import numpy as np
 
 from rcdepth_ros.ros_env import configure_ros_environment
 
-RESULTS = Path(__file__).resolve().parent / 'results' / 'bench_core.json'
+RESULT = RESULTS / 'bench_core.json'
 NUSCENES_K = np.array([[1266.4, 0.0, 816.3], [0.0, 1266.4, 491.5], [0.0, 0.0, 1.0]])
 
 
@@ -53,8 +50,8 @@ def radar_points(n, seed=0):
 
 def image_cases(types, flavour):
     """Return {name: callable} building and decoding 900x1600 32FC1 and rgb8 images."""
-    from rcdepth_ros.core.conversions import depth_to_image_msg, image_to_numpy, image_to_rgb, numpy_to_image
-    from rcdepth_ros.core.msgtypes import make_header
+    from rcdepth_ros.core.messages.images import depth_to_image_msg, image_to_numpy, image_to_rgb, numpy_to_image
+    from rcdepth_ros.core.messages.msgtypes import make_header
     rng = np.random.default_rng(1)
     depth = rng.uniform(1, 80, (900, 1600)).astype(np.float32)
     rgb = rng.integers(0, 256, (900, 1600, 3), dtype=np.uint8)
@@ -77,8 +74,8 @@ def image_cases(types, flavour):
 
 def cloud_cases(types, flavour):
     """Return {name: callable} for the PointCloud2 round trip of 10 000 radar returns."""
-    from rcdepth_ros.core.conversions import read_points
-    from rcdepth_ros.core.radar import pointcloud2_to_radar, radar_to_pointcloud2
+    from rcdepth_ros.core.messages.clouds import read_points
+    from rcdepth_ros.core.messages.radar import pointcloud2_to_radar, radar_to_pointcloud2
     radar = radar_points(10_000)
     msg = radar_to_pointcloud2(radar, types=types)
     back = pointcloud2_to_radar(msg)
@@ -94,7 +91,8 @@ def cloud_cases(types, flavour):
 
 def geometry_cases():
     """Return {name: callable} for projection and radar image of 10 000 returns at two sizes."""
-    from rcdepth_ros.core.geometry import project_points, radar_image
+    from rcdepth_ros.core.geometry.projection import project_points
+    from rcdepth_ros.core.geometry.radar_image import radar_image
     radar = radar_points(10_000)
     cases = {}
     for height, width in ((900, 1600), (448, 800)):
@@ -118,7 +116,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     runs = max(args.runs, 30)
     configure_ros_environment()
-    from rcdepth_ros.core.msgtypes import ros_message_types, rosbags_message_types
+    from rcdepth_ros.core.messages.msgtypes import ros_message_types, rosbags_message_types
     cases = {}
     for flavour, types in (('rclpy', ros_message_types()), ('rosbags', rosbags_message_types())):
         cases.update(image_cases(types, flavour))
@@ -129,16 +127,8 @@ def main(argv=None):
         results[name] = summary(timed(fn, runs))
         print(f'{name:58s} median {results[name]["median_ms"]:9.3f} ms   p90 {results[name]["p90_ms"]:9.3f} ms',
               flush=True)
-    import numpy
-    report = {
-        'command': '.venv/bin/python benchmarks/bench_core.py' + (f' --runs {args.runs}' if argv else ''),
-        'machine': {'python': sys.version.split()[0], 'numpy': numpy.__version__, 'platform': platform.platform(),
-                    'processor': platform.processor() or platform.machine()},
-        'results': results,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + '\n')
-    print(f'wrote {RESULTS}')
+    report = {'command': command_line('bench_core.py', argv), 'machine': machine_record(), 'results': results}
+    write_results(RESULT, report)
 
 
 if __name__ == '__main__':

@@ -15,16 +15,14 @@ Prints medians and writes ``benchmarks/results/bench_data.json``:
 """
 
 import argparse
-import json
-import os
 from pathlib import Path
-import platform
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 
+from benchlib import load_average, machine_record, RESULTS, write_results
 import numpy as np
 
 from rcdepth_ros.config import InputConfig
@@ -36,7 +34,7 @@ from rcdepth_ros.data.dataset import RadarCameraDataset
 from rcdepth_ros.paths import data_root
 import torch
 
-RESULT = Path(__file__).resolve().parent / 'results' / 'bench_data.json'
+RESULT = RESULTS / 'bench_data.json'
 
 
 def per_call_ms(function, arguments):
@@ -75,8 +73,7 @@ def main():
     frames = list(range(0, 350, max(1, 350 // args.frames)))[:args.frames]
     lean.sample(frames[0])                                      # imports and first-call costs out of the timings
     # The machine is shared: the load average says how much of its 2 cores the timings really had.
-    results = {'machine': {'cpu_count': os.cpu_count(), 'platform': platform.platform(),
-                           'torch_threads': torch.get_num_threads(), 'load_average_start': os.getloadavg()[0]},
+    results = {'machine': machine_record(load_average_before=load_average()),
                'input': {'height': cfg.height, 'width': cfg.width}, 'runs': args.runs, 'frames_timed': len(frames)}
     results['load_project_ms'] = per_call_ms(full.sample, frames)
     results['load_project_no_radar_image_ms'] = per_call_ms(lean.sample, frames)
@@ -125,10 +122,8 @@ def main():
     print(f'Radar vs lidar on {agreement.frames} frames: {agreement.matched} returns with lidar within 3 px, '
           f'median |difference| {agreement.median_abs:.2f} m, within 1 m {100 * agreement.fraction_within(1):.0f} %, '
           f'within 0.5 m {100 * agreement.fraction_within(0.5):.0f} %')
-    results['machine']['load_average_end'] = os.getloadavg()[0]
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(results, indent=2) + '\n')
-    print(f'wrote {RESULT}')
+    results['machine']['load_average_after'] = load_average()
+    write_results(RESULT, results)
     return 0
 
 

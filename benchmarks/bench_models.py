@@ -26,24 +26,20 @@ teacher) gets parameters and MACs only: one of its forward passes at 896x1600 ta
 """
 
 import argparse
-import datetime
-import json
-import os
 from pathlib import Path
-import platform
 import statistics
 import sys
 import tempfile
 import time
 
-from rcdepth_ros.core.engine import InferenceEngine
+from benchlib import command_line, load_average, machine_record, RESULTS, timestamp, write_results
+from rcdepth_ros.core.inference.engine import InferenceEngine
 from rcdepth_ros.models import build_model, load_model_config
 from rcdepth_ros.models.complexity import count_macs, count_parameters, measure_latency
 from rcdepth_ros.models.export import example_inputs, export_onnx, parse_size
 from rcdepth_ros.paths import config_file
 import torch
 
-RESULTS = Path(__file__).resolve().parent / 'results'
 TIMED_MODELS = ('student', 'lircdepth', 'teacher')
 COUNT_ONLY_MODELS = ('teacher_resnet34',)
 CPU_MODES = ('eager_nchw', 'channels_last', 'bf16_autocast', 'onnxruntime', 'engine')
@@ -107,9 +103,9 @@ def onnx_forward(model, height, width, threads, folder):
 def wait_until_quiet(threshold, max_wait_s, poll_s=10.0):
     """Sleep until the 1-minute load average is below ``threshold`` (at most ``max_wait_s``); return the load."""
     deadline = time.monotonic() + max_wait_s
-    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+    while load_average() >= threshold and time.monotonic() < deadline:
         time.sleep(poll_s)
-    return round(os.getloadavg()[0], 2)
+    return load_average()
 
 
 def bench_model(name, sizes, modes, runs, warmup, threads, quiet=None):
@@ -149,7 +145,7 @@ def bench_model(name, sizes, modes, runs, warmup, threads, quiet=None):
                 print(f'  {name} {height}x{width} {mode}: {entry["latency"][mode]["median_ms"]:.1f} ms', flush=True)
             del calls
         if timed:
-            entry['load_average_after'] = round(os.getloadavg()[0], 2)
+            entry['load_average_after'] = load_average()
         record['sizes'][f'{height}x{width}'] = entry
     return record
 
@@ -192,24 +188,17 @@ def main(argv=None):
     modes = list(CPU_MODES) + (['cuda_fp16'] if torch.cuda.is_available() else [])
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    results = {'date': datetime.datetime.now().isoformat(timespec='seconds'),
-               'command': ' '.join(['benchmarks/bench_models.py'] + list(sys.argv[1:] if argv is None else argv)),
-               'machine': {'cpu': platform.processor() or platform.machine(), 'threads': args.threads,
-                           'torch': torch.__version__, 'python': platform.python_version(),
-                           'cuda': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+    results = {'date': timestamp(), 'command': command_line('bench_models.py', argv), 'machine': machine_record(),
                'batch': 1, 'runs': runs, 'warmup': warmup, 'flush_denormal': True, 'modes': modes, 'models': {}}
     # other processes on a shared machine inflate the times: record the load the run saw
-    results['load_average_start'] = [round(v, 2) for v in os.getloadavg()]
+    results['machine']['load_average_before'] = load_average()
     for name in names:
         print(f'{name}:', flush=True)
         quiet = (args.wait_quiet, args.max_wait) if args.wait_quiet else None
         results['models'][name] = bench_model(name, sizes, modes, runs, warmup, args.threads, quiet)
-    results['load_average_end'] = [round(v, 2) for v in os.getloadavg()]
-    out = Path(args.out) if args.out else RESULTS / ('bench_models_quick.json' if args.quick else 'bench_models.json')
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + '\n')
+    results['machine']['load_average_after'] = load_average()
     print(markdown(results))
-    print(f'written {out}')
+    write_results(args.out or RESULTS / ('bench_models_quick.json' if args.quick else 'bench_models.json'), results)
     return 0
 
 

@@ -25,18 +25,19 @@ import argparse
 import json
 import os
 from pathlib import Path
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
+from benchlib import command_line, LoadRecord, machine_record, RESULTS, ROOT, write_results
 import numpy as np
 
 from rcdepth_ros.ros_env import configure_ros_environment
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / 'benchmarks' / 'results' / 'bench_node.json'
+# The made-up camera + radar + lidar frames come from the tests' message factory (test/support).
+sys.path.insert(0, str(ROOT / 'test'))
+RESULT = RESULTS / 'bench_node.json'
 PHASES = ('latency', 'sustained', 'memory')
 TINY = {'input': {'height': 64, 'width': 128},
         'model': {'architecture': 'student', 'image_encoder': {'name': 'small_cnn', 'widths': [8, 16, 24, 32, 48]},
@@ -63,7 +64,7 @@ def make_checkpoints(folder):
 
 def start_node(checkpoint, namespace, log_path, env):
     """Start rcdepth_node in its own process group; return the Popen."""
-    from rcdepth_ros.core.frame_messages import CAMERA_FRAME, FrameMessageFactory
+    from support.frame_messages import CAMERA_FRAME, FrameMessageFactory
     from rcdepth_ros.nodes.params import extrinsics_overrides
     overrides = dict(extrinsics_overrides(FrameMessageFactory.extrinsics(), CAMERA_FRAME), model_path=str(checkpoint),
                      device='cpu', **{'qos.input': 'reliable', 'qos.input_depth': 10, 'diagnostics.period': 0.5})
@@ -101,8 +102,8 @@ class Client:
 
     def __init__(self, rclpy, namespace, width, height):
         from diagnostic_msgs.msg import DiagnosticArray
-        from rcdepth_ros.core.frame_messages import FrameMessageFactory
-        from rcdepth_ros.core.msgtypes import ros_message_types
+        from support.frame_messages import FrameMessageFactory
+        from rcdepth_ros.core.messages.msgtypes import ros_message_types
         from rcdepth_ros.nodes.qos import qos_from_string
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -121,7 +122,7 @@ class Client:
         self.frames = {}
 
     def _on_depth(self, msg):
-        from rcdepth_ros.core.msgtypes import stamp_to_ns
+        from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
         self.received[stamp_to_ns(msg.header)] = time.monotonic()
 
     def _on_diagnostics(self, msg):
@@ -261,7 +262,7 @@ def main(argv=None):
     parser.add_argument('--memory-frames', type=int, default=2000, help='frames of the memory phase')
     parser.add_argument('--phases', default=','.join(PHASES),
                         help='comma-separated subset of latency,sustained,memory; the others are kept from --out')
-    parser.add_argument('--out', default=str(RESULTS))
+    parser.add_argument('--out', default=str(RESULT))
     args = parser.parse_args(argv)
     phases = [p.strip() for p in args.phases.split(',') if p.strip()]
     unknown = sorted(set(phases) - set(PHASES))
@@ -269,7 +270,6 @@ def main(argv=None):
         parser.error(f'unknown phases {unknown}; choose from {list(PHASES)}')
     env = configure_ros_environment(dict(os.environ))
     configure_ros_environment()
-    import torch
     out = Path(args.out)
     # Phases not run now keep their earlier figures (the memory phase, which measures no time, can run while the
     # machine is busy; the timed phases want a quiet one).
@@ -282,18 +282,12 @@ def main(argv=None):
         checkpoints = dict(zip(('student', 'tiny'), make_checkpoints(folder)))
         for phase in phases:
             model, body = bodies[phase]
-            load_before = os.getloadavg()[0]
-            result[phase] = run_phase(phase, checkpoints[model], env, 800, 448, body)
-            result[phase]['machine'] = {
-                'python': platform.python_version(), 'cpu_count': os.cpu_count(),
-                'torch_threads': torch.get_num_threads(), 'load_average_before': round(load_before, 2),
-                'load_average_after': round(os.getloadavg()[0], 2),
-                'command': 'benchmarks/bench_node.py ' + ' '.join(argv if argv is not None else sys.argv[1:])}
+            with LoadRecord() as load:
+                result[phase] = run_phase(phase, checkpoints[model], env, 800, 448, body)
+            result[phase]['machine'] = machine_record(command=command_line('bench_node.py', argv), **load.as_dict())
             shown = {k: v for k, v in result[phase].items() if k != 'samples'}
             print(phase, json.dumps(shown, indent=1), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + '\n')
-    print(f'written {args.out}')
+    write_results(args.out, result)
 
 
 if __name__ == '__main__':

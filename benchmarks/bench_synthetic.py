@@ -21,19 +21,18 @@ Prints medians and writes ``benchmarks/results/bench_synthetic.json``:
 
 import argparse
 from concurrent.futures import ProcessPoolExecutor
-import json
 import multiprocessing
 import os
 from pathlib import Path
-import platform
 import statistics
 import time
 
+from benchlib import LoadRecord, machine_record, RESULTS, write_results
 import numpy as np
 
 from rcdepth_ros.data.synthetic import generator as generator_module, SyntheticConfig, SyntheticReader
 
-RESULT = Path(__file__).resolve().parent / 'results' / 'bench_synthetic.json'
+RESULT = RESULTS / 'bench_synthetic.json'
 
 
 def frame_ids(config, count):
@@ -132,11 +131,10 @@ def main():
     args = parser.parse_args()
     config = SyntheticConfig(num_drives=4, frames_per_drive=100)
     ids = frame_ids(config, args.frames)
-    load_before = os.getloadavg()[0]
+    load = LoadRecord().__enter__()
     pressure_before = cpu_pressure()
     result = {'config': {'height': config.height, 'width': config.width, 'frames': args.frames, 'runs': args.runs},
-              'machine': {'cpus': os.cpu_count(), 'python': platform.python_version(),
-                          'numpy': np.__version__, 'processor': platform.processor() or platform.machine()}}
+              'machine': machine_record()}
     for label, threads in (('default', False), ('threaded', True)):
         reader = SyntheticReader(config, threads=threads)
         sample_times(reader, ids[:2])                       # warm-up: textures, first drives
@@ -154,13 +152,13 @@ def main():
     rates = [two_process_rate(config, ids) for _ in range(args.runs)]
     result['two_processes'] = {'fps': round(statistics.median(rates), 2), 'pass_fps': [round(r, 2) for r in rates]}
     print(f'two processes  {statistics.median(rates):5.1f} frames/s  passes: ' + ', '.join(f'{r:.1f}' for r in rates))
-    result['load_average'] = {'before': round(load_before, 2), 'after': round(os.getloadavg()[0], 2)}
+    load.__exit__()
+    result['machine'].update(load.as_dict())
     result['cpu_pressure'] = {'before': pressure_before, 'after': cpu_pressure()}
     result['frame_period_ms'] = generator_module.FRAME_PERIOD_NS / 1e6
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + '\n')
-    print(f'load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}, CPU pressure {pressure_before} -> '
-          f'{cpu_pressure()} %; wrote {args.out}')
+    print(f'load average {load.before:.2f} -> {load.after:.2f}, CPU pressure {pressure_before} -> '
+          f'{cpu_pressure()} %')
+    write_results(args.out, result)
 
 
 if __name__ == '__main__':

@@ -13,7 +13,7 @@ and extrapolates the epoch from their median (N = 0: the whole epoch is run and 
 cross-modal teacher checkpoint of the same resolution (the cost does not depend on the weights) through offline
 targets built before their first step (the build time is reported apart, ``targets_build_s``); ``@online`` runs
 the teacher in every step instead; ``@bf16`` runs under CPU bf16 autocast. Also timed: evaluating the student at
-the original resolution (``rcdepth_ros.core.evaluation``) per frame.
+the original resolution (``rcdepth_ros.evaluation``) per frame.
 
 Writes ``benchmarks/results/bench_train.json``: per resolution and run the epoch seconds, the median step seconds
 (and the runs' steps), the machine's load average before and after (the machine is shared: the numbers say how
@@ -22,18 +22,17 @@ loaded it was).
 
 import argparse
 import json
-import os
 from pathlib import Path
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / 'benchmarks' / 'results' / 'bench_train.json'
+from benchlib import command_line, LoadRecord, machine_record, RESULTS, ROOT, timestamp, write_results
+
+sys.path.insert(0, str(ROOT))                   # the training package
+RESULT = RESULTS / 'bench_train.json'
 DEFAULT_RUNS = 'student_direct:0,teacher_lidar:0,student_xd:0,student_xd@online:15'
 
 
@@ -89,10 +88,10 @@ def time_run(name, precision, steps, height, width, threads, teacher, folder):
                       f'distill.targets.offline={"false" if precision == "online" else "true"}']
     command = [sys.executable, '-m', 'training.train', '--config', f'training/configs/astyx_{name}.yaml',
                '--out', str(out), '--fresh'] + overrides
-    load_before = os.getloadavg()[0]
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    with LoadRecord() as load:
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - start
     manifest = Path(folder) / f'targets_{height}x{width}' / 'manifest.json'
     build = json.loads(manifest.read_text()).get('built_seconds') if manifest.is_file() and \
         precision != 'online' and 'teacher' not in name and name != 'student_direct' else None
@@ -114,15 +113,15 @@ def time_run(name, precision, steps, height, width, threads, teacher, folder):
             'median_step_s': median, 'step_seconds': seconds,
             'epoch_s': measured_epoch if measured_epoch is not None else median * steps_per_epoch,
             'epoch_measured': measured_epoch is not None, 'process_wall_s': wall, 'targets_build_s': build,
-            'load_average_before': load_before, 'load_average_after': os.getloadavg()[0]}
+            **load.as_dict()}
 
 
 def time_evaluation(height, width, teacher, frames='350-365'):
     """Return seconds per frame of evaluating the untrained student at the original resolution."""
     import torch
-    from rcdepth_ros.core.engine import InferenceEngine
-    from rcdepth_ros.core.evaluation import evaluate_reader
+    from rcdepth_ros.core.inference.engine import InferenceEngine
     from rcdepth_ros.data.registry import open_reader
+    from rcdepth_ros.evaluation.datasets import evaluate_reader
     from rcdepth_ros.models import build_model
     from training.config import load_experiment
     out = {}
@@ -144,21 +143,18 @@ def main(argv=None):
     parser.add_argument('--runs', default=DEFAULT_RUNS)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--quick', action='store_true', help='4 steps per run, one resolution (smoke test)')
-    parser.add_argument('--out', default=str(RESULTS))
+    parser.add_argument('--out', default=str(RESULT))
     args = parser.parse_args(argv)
     resolutions = [tuple(int(v) for v in r.split('x')) for r in args.resolutions.split(',')]
     runs = parse_runs(args.runs)
     if args.quick:
         resolutions = resolutions[:1]
         runs = [(name, precision, 4) for name, precision, _ in runs]
-        if args.out == str(RESULTS):
-            args.out = str(RESULTS.with_name('bench_train_quick.json'))
+        if args.out == str(RESULT):
+            args.out = str(RESULT.with_name('bench_train_quick.json'))
     import torch
     torch.set_num_threads(args.threads)
-    result = {'command': 'benchmarks/bench_train.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
-              'date': time.strftime('%Y-%m-%dT%H:%M:%S'),
-              'machine': {'cpu_count': os.cpu_count(), 'platform': platform.platform(), 'threads': args.threads,
-                          'torch': torch.__version__},
+    result = {'command': command_line('bench_train.py', argv), 'date': timestamp(), 'machine': machine_record(),
               'resolutions': {}}
     with tempfile.TemporaryDirectory(prefix='bench_train_') as folder:
         for height, width in resolutions:
@@ -173,9 +169,7 @@ def main(argv=None):
                       f'{timing["median_step_s"]:.2f} s, load {timing["load_average_before"]:.1f}', flush=True)
             entry['evaluation_s_per_frame'] = time_evaluation(height, width, teacher)
             result['resolutions'][key] = entry
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(result, indent=2) + '\n')
-    print(f'wrote {args.out}')
+            write_results(args.out, result)      # after every resolution: a killed run keeps what it measured
     return 0
 
 

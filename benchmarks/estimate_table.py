@@ -23,8 +23,10 @@ import json
 from pathlib import Path
 import sys
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchlib import ROOT, write_results
+
+sys.path.insert(0, str(ROOT))                   # the training package
+
 DEV_FRAMES, EVAL_FRAMES = 50, 86
 KIND_OF = {'teacher_lidar': 'teacher_lidar@fp32', 'student_direct': 'student_direct@fp32',
            'student_camera': 'student_direct@fp32', 'student_dd': 'student_xd@fp32',
@@ -95,8 +97,7 @@ def main(argv=None):
                   f'({"fits" if wall <= budget else "over"} {args.budget_hours:g} h)')
         fitting = [e for e, r in rows.items() if r['fits']]
         result['resolutions'][key] = {'epochs': rows, 'max_epochs_within_budget': max(fitting) if fitting else None}
-    Path(args.out).write_text(json.dumps(result, indent=2) + '\n')
-    print(f'wrote {args.out}')
+    write_results(args.out, result)
     return 0
 
 

@@ -23,7 +23,8 @@ ARGUMENTS = (
      'parameters file of both nodes'),
     ('extrinsics_file', PathJoinSubstitution([FindPackageShare('rcdepth_ros'), 'config', 'rcdepth.yaml']),
      'parameters file with the extrinsics.* parameters of both nodes'),
-    ('model_path', '', 'checkpoint; empty: the bundled model'),
+    ('model_path', '', 'checkpoint; empty: the bundled model (trained on synthetic scenes only, not for real use)'),
+    ('refine', 'none', 'radar: refine the depth with the radar returns (docs/refinement.md); none: off'),
     ('report', 'rcdepth_eval.json', 'JSON report of the evaluator'),
     ('use_sim_time', 'true', 'run the nodes on the bag time (/clock from the player)'),
 )
@@ -38,6 +39,7 @@ def generate_launch_description():
     depth = Node(
         package='rcdepth_ros', executable='rcdepth_node', name='rcdepth_node', output='screen',
         parameters=params + [{'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
+                              'refine': ParameterValue(LaunchConfiguration('refine'), value_type=str),
                               'use_sim_time': sim_time, 'radar_topics': ['/radar/points']}],
         remappings=[('image', '/camera/image'), ('image/compressed', '/camera/image/compressed'),
                     ('camera_info', '/camera/camera_info')])

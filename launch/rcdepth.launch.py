@@ -2,7 +2,7 @@
 Launch rcdepth_node: namespace, parameters file, model, topic remappings and sim time as launch arguments.
 
     ros2 launch rcdepth_ros rcdepth.launch.py model_path:=/path/model.safetensors \
-        image:=/camera/image camera_info:=/camera/camera_info radar:=/radar/points
+        image:=/camera/image camera_info:=/camera/camera_info radar:=/radar/points refine:=radar
 
 The node configures and activates itself (its main() does), so a plain Node action is enough; a lifecycle
 manager can still drive it through its lifecycle services.
@@ -19,8 +19,9 @@ ARGUMENTS = (
     ('namespace', '', 'namespace of the node and its relative topics'),
     ('params_file', PathJoinSubstitution([FindPackageShare('rcdepth_ros'), 'config', 'rcdepth.yaml']),
      'parameters file (config/rcdepth.yaml)'),
-    ('model_path', '', 'checkpoint; empty: the bundled model'),
+    ('model_path', '', 'checkpoint; empty: the bundled model (trained on synthetic scenes only, not for real use)'),
     ('device', 'auto', 'auto, cpu, cuda or cuda:N'),
+    ('refine', 'none', 'radar: refine the depth with the radar returns (docs/refinement.md); none: off'),
     ('use_sim_time', 'false', 'use /clock (bag playback with --clock)'),
     ('image', '/camera/image', 'image topic (the compressed one is <image>/compressed)'),
     ('camera_info', '/camera/camera_info', 'camera_info topic'),
@@ -40,6 +41,7 @@ def generate_launch_description():
         parameters=[LaunchConfiguration('params_file'),
                     {'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
                      'device': ParameterValue(LaunchConfiguration('device'), value_type=str),
+                     'refine': ParameterValue(LaunchConfiguration('refine'), value_type=str),
                      'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)}],
         remappings=[('image', image), ('image/compressed', [image, '/compressed']),
                     ('camera_info', LaunchConfiguration('camera_info')),

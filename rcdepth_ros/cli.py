@@ -2,7 +2,8 @@
 The ``rcdepth`` command line: one entry point, one subcommand per module in ``rcdepth_ros.commands``.
 
 A command that fails on bad input raises an ``RcdepthError``; the message is printed without a traceback and
-the exit status is 2.
+the exit status is 2. An ``OSError`` (a file that cannot be read or written, a full disk) is reported the same way:
+one line naming the file and the reason.
 """
 
 import argparse
@@ -55,6 +56,16 @@ def main(argv=None):
     except RcdepthError as exc:
         print(f'rcdepth {name}: error: {exc}', file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f'rcdepth {name}: error: {describe_os_error(exc)}', file=sys.stderr)
+        return 2
+
+
+def describe_os_error(exc):
+    """Return one line for an OSError: the file(s) it names and the system's reason."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    return f'{" -> ".join(files)}: {reason}' if files else reason
 
 
 if __name__ == '__main__':

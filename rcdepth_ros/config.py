@@ -10,6 +10,7 @@ fails at load time instead of silently falling back to a default. ``apply_overri
 how an original camera image and radar returns become the tensors the model reads.
 """
 
+import argparse
 import dataclasses
 import math
 from pathlib import Path
@@ -210,3 +211,24 @@ def apply_overrides(data, overrides):
             node = child
         node[parts[-1]] = value
     return result
+
+
+def bounded_number(kind, low, inclusive=True):
+    """
+    Return an argparse ``type`` that parses ``kind`` (int or float) and refuses values below ``low``.
+
+    So ``--runs -1`` or ``--batch-size 0`` end at parse time with argparse's one-line usage error (status 2)
+    instead of being accepted or failing later, after a model was loaded.
+    """
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected {"an integer" if kind is int else "a number"}, '
+                                             f'got {text!r}') from None
+        if not (math.isfinite(value) and (value >= low if inclusive else value > low)):
+            raise argparse.ArgumentTypeError(f'must be {">=" if inclusive else ">"} {low}, got {text}')
+        return value
+
+    parse.__name__ = f'{kind.__name__} {">=" if inclusive else ">"} {low}'
+    return parse

@@ -67,5 +67,9 @@ class FrameError(RcdepthError, ValueError):
         self.reason = str(reason)
 
 
+class OutputPathError(RcdepthError, ValueError):
+    """An output path cannot be written: under a file, in a read-only place, a folder where a file is wanted."""
+
+
 class TrainingError(RcdepthError, RuntimeError):
     """Training cannot go on: a non-finite loss, a run directory holding another experiment, a missing resume state."""

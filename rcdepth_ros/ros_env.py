@@ -9,6 +9,7 @@ are set. This module imports nothing from ROS, so it can run before rclpy is imp
 """
 
 import os
+import xml.etree.ElementTree as ElementTree
 
 from rcdepth_ros.paths import config_file
 
@@ -37,3 +38,40 @@ def configure_ros_environment(environ=None, domain_id=None):
     for name in PROFILE_VARIABLES:
         env.setdefault(name, profile)
     return env
+
+
+def shm_segment_bytes(environ=None):
+    """
+    Return the shared-memory segment size (bytes) of the Fast DDS profile this process loads, or None if unknown.
+
+    A message larger than the segment cannot be held in it whole: measured here, best-effort images above it
+    arrive only now and then, and nothing on the receiving side says that one was lost. The player and the node's
+    diagnostics name this limit. None when another RMW is chosen, no profile is set, or it has no SHM transport.
+    """
+    env = os.environ if environ is None else environ
+    if env.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') != 'rmw_fastrtps_cpp':
+        return None
+    path = next((env[name] for name in PROFILE_VARIABLES if env.get(name)), None)
+    if path is None:
+        return None
+    try:
+        root = ElementTree.parse(path).getroot()
+    except (OSError, ElementTree.ParseError):
+        return None
+    for descriptor in root.iter():
+        if not descriptor.tag.endswith('transport_descriptor'):
+            continue
+        fields = {child.tag.rsplit('}', 1)[-1]: (child.text or '').strip() for child in descriptor}
+        if fields.get('type') == 'SHM':
+            try:
+                return int(fields.get('segment_size', ''))
+            except ValueError:
+                return None
+    return None
+
+
+def describe_bytes(count):
+    """Return a size in MiB (one decimal), KiB or bytes: the binary units DDS segment sizes are given in."""
+    if count >= 2 ** 20:
+        return f'{count / 2 ** 20:.1f} MiB'
+    return f'{count / 2 ** 10:.1f} KiB' if count >= 2 ** 10 else f'{int(count)} bytes'

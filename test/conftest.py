@@ -61,6 +61,13 @@ def load_fixture_builder(name):
 
 
 @pytest.fixture(scope='session')
+def kitti_radar_fixture(tmp_path_factory):
+    """Return (root, truth) of a generated data root in View-of-Delft's KITTI-style layout (kitti_radar_fixture.py)."""
+    root = tmp_path_factory.mktemp('kitti_radar')
+    return root, load_fixture_builder('kitti_radar_fixture').make_kitti_radar_root(root)
+
+
+@pytest.fixture(scope='session')
 def zju_fixture(tmp_path_factory):
     """Return (root, truth) of a generated ZJU-4DRadarCam data root with known depths (test/data/zju_fixture.py)."""
     root = tmp_path_factory.mktemp('zju')

@@ -1,4 +1,4 @@
-"""ROS lint test: flake8 with the ament configuration (line length 119, see README "Code style")."""
+"""ROS lint test: flake8 with the ament configuration (line length 119, see docs/design.md "Code style")."""
 
 from ament_flake8.main import main_with_errors
 import pytest

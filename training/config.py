@@ -141,7 +141,7 @@ class TrainConfig:
         _need(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1, 'train.max_steps_per_epoch',
               'must be >= 1 or null')
         _need(self.sample_images >= 0, 'train.sample_images', 'must be >= 0')
-        from rcdepth_ros.core.metrics import METRIC_NAMES
+        from rcdepth_ros.evaluation.metrics import METRIC_NAMES
         _need(self.best_metric in METRIC_NAMES, 'train.best_metric', f'must be one of {METRIC_NAMES}')
         _need(self.checkpoint_dtype in ('float32', 'float16', 'bfloat16'), 'train.checkpoint_dtype',
               f"must be 'float32', 'float16' or 'bfloat16', got {self.checkpoint_dtype!r}")

@@ -1,8 +1,8 @@
 """
 Evaluate a trained model: ``python -m training.evaluate --model CKPT_OR_RUN_DIR --dataset astyx --frames 350-435``.
 
-The arguments are those of ``rcdepth eval`` (``rcdepth_ros.commands.evaluate``), and so is the routine
-(``rcdepth_ros.core.evaluation.evaluate_model``: original resolution, the node's inference engine). ``--model`` may
+The arguments are those of ``rcdepth eval``, and so is the routine
+(``rcdepth_ros.evaluation.datasets.evaluate_model``: original resolution, the node's inference engine). ``--model`` may
 also name a run directory of ``training.train``: its ``checkpoints/final`` (``--which best`` for the
 best-by-validation one). Prints the metrics JSON; ``--out`` writes ``metrics.json`` and ``evaluation.json``.
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import sys
 import time
 
-from rcdepth_ros.commands.evaluate import add_arguments, evaluate_args, parse_caps, parse_options, report
 from rcdepth_ros.errors import CheckpointError, RcdepthError
+from rcdepth_ros.evaluation.datasets import add_arguments, evaluate_args, parse_caps, parse_options, report
 from rcdepth_ros.models import load_checkpoint
 from rcdepth_ros.models.checkpoint import read_checkpoint_meta
 from training.config import DataConfig, SplitConfig

@@ -17,9 +17,9 @@ from pathlib import Path
 import statistics
 import sys
 
-from rcdepth_ros.core.engine import resolve_device
-from rcdepth_ros.core.metrics import cap_key
+from rcdepth_ros.core.inference.engine import resolve_device
 from rcdepth_ros.errors import RcdepthError
+from rcdepth_ros.evaluation.metrics import cap_key
 from rcdepth_ros.models import load_checkpoint
 import torch
 from training.config import SplitConfig

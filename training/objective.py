@@ -22,7 +22,7 @@ gradient on the student's parameters that fraction of the supervised term's (``b
 import contextlib
 import math
 
-from rcdepth_ros.core.saliency import detach_outputs, grad_cam, GradCAM, saliency_target
+from rcdepth_ros.core.inference.saliency import detach_outputs, grad_cam, GradCAM, saliency_target
 from rcdepth_ros.errors import ConfigError
 from rcdepth_ros.models.heads import bin_centers
 import torch

@@ -7,7 +7,7 @@ in subprocesses, ``--jobs`` at a time, each with ``train.threads=--threads`` (tw
 cores of this machine without the thread contention of one two-thread job); a run that distils from another
 run's checkpoint starts only when that run is complete. A run whose ``checkpoints/final`` exists is skipped, and
 an interrupted run resumes from its state, so the table resumes too. Each complete run is then evaluated with
-``python -m training.evaluate`` (``rcdepth_ros.core.evaluation``: the original image resolution, the node's engine)
+``python -m training.evaluate`` (``rcdepth_ros.evaluation``: the original image resolution, the node's engine)
 on its evaluation frames (default: the spec's ``eval``, Astyx frames 350-435), into ``<run>/eval/``.
 
 The gate (the spec's ``gate:``: ``teacher``, ``direct`` runs, ``split``, ``min_gain_percent``): before the first run

@@ -23,6 +23,8 @@ import sys
 import threading
 import time
 
+from rcdepth_ros.core.inference.bundled_model import SYNTHETIC_ONLY
+
 HELP = 'synthetic drive -> bag -> node over ROS 2 -> live evaluation -> out/demo'
 FRAME_PERIOD_S = 0.1           # the synthetic drives are sampled at 10 Hz
 
@@ -30,7 +32,8 @@ FRAME_PERIOD_S = 0.1           # the synthetic drives are sampled at 10 Hz
 def add_arguments(parser):
     """Register the command's arguments."""
     parser.add_argument('--out', default='out/demo', help='output folder (default out/demo)')
-    parser.add_argument('--model', default='', help='checkpoint (default: the bundled model in weights/)')
+    parser.add_argument('--model', default='',
+                        help=f'checkpoint (default: the bundled model in weights/, {SYNTHETIC_ONLY})')
     parser.add_argument('--frames', type=int, default=20, help='frames of the synthetic drive (default 20)')
     parser.add_argument('--width', type=int, default=800, help='camera width (default 800)')
     parser.add_argument('--height', type=int, default=450, help='camera height (default 450)')
@@ -97,7 +100,7 @@ def node_command(module, params_files, overrides, remaps):
 def measure_frame_seconds(model_path, bag, device):
     """Return the seconds of one inference with saliency on the bag's first frame (second run, after warm-up)."""
     from rcdepth_ros.core.bags import bag_frames
-    from rcdepth_ros.core.engine import InferenceEngine
+    from rcdepth_ros.core.inference.engine import InferenceEngine
     engine = InferenceEngine(model_path, device=device)
     frame = next(iter(bag_frames(bag)))
     rgb, radar, intrinsics = frame.rgb(), frame.radar_points(), frame.intrinsics()
@@ -109,42 +112,6 @@ def measure_frame_seconds(model_path, bag, device):
     return times[-1]
 
 
-class DemoListener:
-    """The demo's own node: keeps the outputs of a few chosen stamps and the latest diagnostics."""
-
-    def __init__(self, node, keep_stamps):
-        """Subscribe to the depth node's outputs and /diagnostics."""
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rcdepth_ros.nodes.qos import qos_from_string
-        from sensor_msgs.msg import Image
-        self.keep = set(keep_stamps)
-        self.kept = {'depth': {}, 'saliency': {}, 'radar': {}}
-        self.depth_arrivals = []
-        self.diagnostics = None
-        qos = qos_from_string('reliable', 50)
-        node.create_subscription(Image, '/depth/image', self._on('depth'), qos)
-        node.create_subscription(Image, '/saliency/image', self._on('saliency'), qos)
-        node.create_subscription(Image, '/radar/depth_image', self._on('radar'), qos)
-        node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
-
-    def _on(self, kind):
-        from rcdepth_ros.core.conversions import image_to_numpy
-        from rcdepth_ros.core.msgtypes import stamp_to_ns
-
-        def callback(msg):
-            stamp = stamp_to_ns(msg.header)
-            if kind == 'depth':
-                self.depth_arrivals.append((time.monotonic(), stamp))
-            if stamp in self.keep:
-                self.kept[kind][stamp] = image_to_numpy(msg)
-        return callback
-
-    def _on_diagnostics(self, msg):
-        if msg.status and msg.status[0].name.startswith('rcdepth_node'):
-            from rcdepth_ros.nodes.diagnostics import status_values
-            self.diagnostics = status_values(msg)
-
-
 def _float(values, key):
     try:
         return float(values[key])
@@ -154,9 +121,9 @@ def _float(values, key):
 
 def run(args):
     """Run the demo; return 0 when every played frame was evaluated, 1 otherwise."""
-    from rcdepth_ros.commands.eval_bag import bag_static_extrinsics
+    from rcdepth_ros.evaluation.bags import bag_static_extrinsics
     from rcdepth_ros.core.bags import BagWriteOptions, write_bag
-    from rcdepth_ros.core.bundled_model import resolve_model_path
+    from rcdepth_ros.core.inference.bundled_model import resolve_model_path
     from rcdepth_ros.data.synthetic import SyntheticConfig, SyntheticReader
     from rcdepth_ros.errors import ConfigError
     from rcdepth_ros.models.checkpoint import read_checkpoint_meta
@@ -175,7 +142,7 @@ def run(args):
     env = configure_ros_environment(dict(os.environ))
     configure_ros_environment()
 
-    print(f'[1/5] synthetic drive: {args.frames} frames {args.width}x{args.height} -> {out / "bag"}', flush=True)
+    print(f'[1/5] synthetic drive: {args.frames} frames {args.height}x{args.width} (HxW) -> {out / "bag"}', flush=True)
     reader = SyntheticReader(SyntheticConfig(seed=args.seed, num_drives=1, frames_per_drive=args.frames,
                                              width=args.width, height=args.height))
     summary_bag = write_bag(reader, out / 'bag', BagWriteOptions(), force=True)
@@ -228,6 +195,7 @@ def run(args):
 
 def _play_and_collect(args, out, bag_summary, rate, camera, transforms, processes, stop_requested, started):
     from rcdepth_ros.errors import RcdepthError
+    from rcdepth_ros.nodes.demo_listener import DemoListener
     from rcdepth_ros.nodes.player import BagPlayer
     from rcdepth_ros.nodes.runtime import init_rclpy
     stamps = _sheet_stamps(bag_summary.path, args.sheet_frames)
@@ -239,11 +207,15 @@ def _play_and_collect(args, out, bag_summary, rate, camera, transforms, processe
     listener = DemoListener(node, stamps)
     player = BagPlayer(node, bag_summary.path, rate=rate, clock=True)
 
-    def check(what):
+    def check(what, coming_up=False):
         for process in processes:
             if not process.alive():
                 raise RcdepthError(f'demo: {process.name} exited while {what} (status {process.process.poll()}); '
                                    f'last lines of {process.log_path}:\n{process.tail()}')
+            # A node that fails to configure stays up, unconfigured, for a lifecycle manager; the demo has none.
+            if coming_up and 'configure failed' in process.tail():
+                raise RcdepthError(f'demo: {process.name} could not be configured; last lines of '
+                                   f'{process.log_path}:\n{process.tail()}')
         if stop_requested.is_set():
             raise RcdepthError('demo: interrupted (Ctrl-C); every process was stopped')
         if time.monotonic() - started > args.timeout:
@@ -251,7 +223,7 @@ def _play_and_collect(args, out, bag_summary, rate, camera, transforms, processe
 
     inputs = ['/camera/image', '/camera/camera_info', '/radar/points', '/lidar/points']
     while player.wait_for_subscribers(inputs, 0.0) or node.count_publishers('/depth/image') == 0:
-        check('waiting for the nodes to come up')
+        check('waiting for the nodes to come up', coming_up=True)
         executor.spin_once(timeout_sec=0.1)
     print(f'[4/5] playing {bag_summary.frames} frames ({bag_summary.duration_s:.1f} s of bag) at rate {rate:.3f} '
           f'...', flush=True)
@@ -288,7 +260,7 @@ def _play_and_collect(args, out, bag_summary, rate, camera, transforms, processe
 
 def _sheet_stamps(bag, count):
     from rcdepth_ros.core.bags import bag_info, read_bag_messages
-    from rcdepth_ros.core.msgtypes import stamp_to_ns
+    from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
     info = bag_info(bag)
     layout = info.layout_data() or {}
     topic = layout.get('image_topic', '/camera/image')
@@ -301,11 +273,11 @@ def _sheet_stamps(bag, count):
 
 def _sheet_rows(bag, result):
     from rcdepth_ros.core.bags import bag_frames
-    from rcdepth_ros.core.contact_sheet import SheetRow
-    from rcdepth_ros.core.extrinsics import StaticExtrinsics
-    from rcdepth_ros.core.msgtypes import stamp_to_ns
-    from rcdepth_ros.core.pipeline import lidar_ground_truth
-    from rcdepth_ros.core.geometry import ImageTransform
+    from rcdepth_ros.core.geometry.extrinsics import StaticExtrinsics
+    from rcdepth_ros.core.geometry.model_input import ImageTransform
+    from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
+    from rcdepth_ros.core.pictures.contact_sheet import SheetRow
+    from rcdepth_ros.evaluation.frames import lidar_ground_truth
     from rcdepth_ros.models.checkpoint import read_checkpoint_meta
     input_cfg = read_checkpoint_meta(result['model'])[0]
     listener = result['listener']
@@ -330,7 +302,7 @@ def _sheet_rows(bag, result):
 
 
 def _report(args, out, result, model, rate, started, bag_summary):
-    from rcdepth_ros.core.contact_sheet import write_sheet
+    from rcdepth_ros.core.pictures.contact_sheet import write_sheet
     listener, playback = result['listener'], result['playback']
     metrics_path = out / 'metrics.json'
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None

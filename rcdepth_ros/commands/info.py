@@ -8,7 +8,8 @@ Latency is the median of ``--runs`` forward passes (batch 1, after warm-up) on `
 
 import json
 
-from rcdepth_ros.core.engine import resolve_device
+from rcdepth_ros.config import bounded_number
+from rcdepth_ros.core.inference.engine import resolve_device
 from rcdepth_ros.models.checkpoint import load_config_or_checkpoint
 from rcdepth_ros.models.complexity import count_macs, count_parameters, measure_latency, median
 from rcdepth_ros.models.export import example_inputs, parse_size
@@ -21,9 +22,11 @@ def add_arguments(parser):
     """Register the command's arguments."""
     parser.add_argument('--model', required=True, help='model YAML (config/models/*.yaml) or checkpoint')
     parser.add_argument('--size', default=None, help='input size HxW (default: the config input size)')
-    parser.add_argument('--runs', type=int, default=10, help='timed forward passes (0: no latency)')
+    parser.add_argument('--runs', type=bounded_number(int, 0), default=10,
+                        help='timed forward passes (0: no latency)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--depth', type=int, default=1, help='module name depth of the per-module table')
+    parser.add_argument('--depth', type=bounded_number(int, 1), default=1,
+                        help='module name depth of the per-module table')
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
 
@@ -57,7 +60,7 @@ def describe_model(model, input_cfg, height, width, runs=10, device='auto', dept
 def format_table(info):
     """Return the human-readable table of ``describe_model``'s dict."""
     height, width = info['size']
-    lines = [f'architecture: {info["architecture"]}    input {height}x{width}    radar channels: '
+    lines = [f'architecture: {info["architecture"]}    input {height}x{width} (HxW)    radar channels: '
              f'{", ".join(info["radar_channels"])}',
              f'{"module":<28}{"parameters":>14}{"GMAC":>10}']
     for name, count in info['parameters'].items():

@@ -5,6 +5,10 @@
 ``metadata.yaml`` and one ``.mcap`` file; ``ros2 bag info`` / ``ros2 bag play`` read it. The topics, frames and QoS
 are those of ``rcdepth_ros.core.bags.layout``. Frames are written in time order. An existing OUT is replaced only
 with ``--force``; the bag is built in ``OUT.partial`` and renamed when complete.
+
+``--source synthetic`` without ``--frames`` writes one drive (the first: 100 frames, 10 s at 10 Hz with the default
+scenes), not every drive of the data set; ``--frames`` selects more. Before writing, the command says how many
+frames and how many seconds of bag time it will write, and after the first frame about how large the bag will be.
 """
 
 import sys
@@ -67,6 +71,15 @@ def in_time_order(reader):
     return reader if ordered == reader.frame_ids else reader.select(ordered)
 
 
+def time_span_s(reader):
+    """Return the seconds between the first and the last frame when the reader tells stamps cheaply, else None."""
+    stamp = getattr(reader, 'stamp_ns', None)
+    if stamp is None or not len(reader):
+        return None
+    stamps = [stamp(frame_id) for frame_id in reader.frame_ids]
+    return (max(stamps) - min(stamps)) / 1e9
+
+
 def nuscenes_radar_records(reader):
     """
     Return ``records(sample, role)`` giving a nuScenes key sweep's raw 18-field PCD records, or None.
@@ -76,7 +89,7 @@ def nuscenes_radar_records(reader):
     """
     if getattr(reader, 'radar_sweeps', None) != 1 or getattr(reader, 'radar_filter', None) != 'none':
         return None
-    from rcdepth_ros.core.radar import read_nuscenes_pcd
+    from rcdepth_ros.data.radar_files import read_nuscenes_pcd
     channels = {('radar' if number == 0 else channel.lower()): channel for number, channel in
                 enumerate(reader.radars)}
 
@@ -100,12 +113,22 @@ def run(args):
     reader = open_reader(args.source, args.root, split=args.split, frames=args.frames, **reader_options)
     if not len(reader):
         raise DatasetError(f'{args.source}: the selection holds no frame')
+    which = ''
+    if args.source == 'synthetic' and args.frames is None:
+        reader = reader.select(reader.frame_ids[:reader.config.frames_per_drive])
+        which = ' of the first synthetic drive (--frames selects others)'
     reader = in_time_order(reader)
     radar_records = nuscenes_radar_records(reader) if args.source == 'nuscenes' else None
+    span = time_span_s(reader)
+    span_text = f' ({span:.1f} s of bag time)' if span is not None else ''
+    print(f'writing {len(reader)} frames{span_text}{which} to {args.out}', file=sys.stderr, flush=True)
 
-    def progress(count):
+    def progress(count, serialized_bytes):
+        if count == 1 and len(reader) > 1:
+            print(f'  about {serialized_bytes * len(reader) / 1e6:.0f} MB for {len(reader)} frames (from the first '
+                  f'frame)', file=sys.stderr, flush=True)
         if count % 50 == 0:
-            print(f'  {count} / {len(reader)} frames', file=sys.stderr)
+            print(f'  {count} / {len(reader)} frames', file=sys.stderr, flush=True)
 
     summary = write_bag(reader.iterate(args.on_error), args.out, options, force=args.force,
                         radar_records=radar_records, progress=progress)

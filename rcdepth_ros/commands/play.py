@@ -62,6 +62,8 @@ def run(args):
             print(f'{topic}: {count} messages')
         for topic, reason in sorted(summary.skipped_topics.items()):
             print(f'{topic}: skipped ({reason})')
+        for topic, count in sorted(summary.oversized.items()):
+            print(f'{topic}: {count} messages larger than the shared-memory segment (may not have been received)')
         print(f'publish errors: {summary.publish_errors}; loops: {summary.loops}; bag {summary.bag_s:.2f} s played in '
               f'{summary.wall_s:.2f} s')
     return 0 if sum(summary.published.values()) else 2

@@ -9,10 +9,11 @@ here: radar dots off the cars, lidar rows tilted against the road, boxes floatin
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.projection import project_points
 from rcdepth_ros.data.boxes import BOX_EDGES
 from rcdepth_ros.data.registry import open_reader, source_names
-from rcdepth_ros.errors import DatasetError
+from rcdepth_ros.errors import DatasetError, OutputPathError
+from rcdepth_ros.paths import check_output_file
 
 HELP = 'draw radar and lidar on the image of a data set frame'
 COLORMAP = 'turbo'
@@ -25,7 +26,7 @@ def add_arguments(parser):
     parser.add_argument('--split', default=None, help='split the frame number counts in (source specific)')
     parser.add_argument('--frame', required=True,
                         help='frame: a number (Astyx frame index, else position in the split) or a frame id')
-    parser.add_argument('--out', required=True, help='output PNG file')
+    parser.add_argument('--out', required=True, help='output picture file (.png when it has no suffix)')
     parser.add_argument('--max-depth', type=float, default=80.0, help='top of the colour range, metres')
     parser.add_argument('--no-boxes', action='store_true', help='do not draw 3D boxes')
 
@@ -34,6 +35,7 @@ def run(args):
     """Load one frame, draw it, write the PNG; return 0."""
     if not args.max_depth > 0:
         raise DatasetError(f'--max-depth must be positive, got {args.max_depth}')
+    out = check_output_picture(args.out)
     reader = open_reader(args.source, args.root, split=args.split)
     frame = str(args.frame)
     if frame.isdigit() and args.source != 'astyx':
@@ -41,9 +43,21 @@ def run(args):
     else:
         frame_id = reader.resolve_frame_id(frame)
     sample = reader.sample(frame_id)
-    summary = render_sample(sample, args.out, max_depth=args.max_depth, boxes=not args.no_boxes)
-    print(f'{args.out}: {summary}')
+    summary = render_sample(sample, out, max_depth=args.max_depth, boxes=not args.no_boxes)
+    print(f'{out}: {summary}')
     return 0
+
+
+def check_output_picture(out):
+    """Return the picture path ``out`` (``.png`` added without a suffix), checked before any frame is drawn."""
+    # matplotlib is slow to import and only needed to draw: imported here
+    from matplotlib.backend_bases import FigureCanvasBase
+    path = check_output_file(out, '--out', default_suffix='.png')
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix.lower().lstrip('.') not in formats:
+        raise OutputPathError(f'--out {out}: unknown picture format {path.suffix!r}; use one of '
+                              f'{", ".join("." + f for f in sorted(formats))}')
+    return path
 
 
 def _project_for_drawing(points, K, width, height, pad=2.0):
@@ -51,8 +65,8 @@ def _project_for_drawing(points, K, width, height, pad=2.0):
     K_canvas = np.array(K, dtype=np.float64)
     K_canvas[0, 2] += pad * width
     K_canvas[1, 2] += pad * height
-    hits = geometry.project_points(points, K_canvas, int((2 * pad + 1) * width), int((2 * pad + 1) * height),
-                                   min_depth=0.3)
+    hits = project_points(points, K_canvas, int((2 * pad + 1) * width), int((2 * pad + 1) * height),
+                          min_depth=0.3)
     return hits.u - pad * width, hits.v - pad * height, hits.index
 
 
@@ -64,10 +78,10 @@ def render_sample(sample, out, max_depth=80.0, boxes=True):
     from matplotlib.lines import Line2D
 
     K, width, height = sample.intrinsics.K, sample.width, sample.height
-    radar_hits = geometry.project_points(sample.radar.xyz, K, width, height, min_depth=1.0)
+    radar_hits = project_points(sample.radar.xyz, K, width, height, min_depth=1.0)
     lidar_hits = None
     if sample.lidar_xyz is not None:
-        lidar_hits = geometry.project_points(sample.lidar_xyz, K, width, height, min_depth=1e-3)
+        lidar_hits = project_points(sample.lidar_xyz, K, width, height, min_depth=1e-3)
         lidar_u, lidar_v, lidar_z = lidar_hits.u, lidar_hits.v, lidar_hits.z
     else:
         lidar_v, lidar_u = np.nonzero(sample.depth_gt > 0)

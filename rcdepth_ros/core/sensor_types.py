@@ -32,7 +32,7 @@ class CameraIntrinsics:
             raise ProjectionError(f'intrinsics: K must be finite with positive focal lengths, got fx={K[0, 0]}, '
                                   f'fy={K[1, 1]}')
         if int(self.width) <= 0 or int(self.height) <= 0:
-            raise ProjectionError(f'intrinsics: image size must be positive, got {self.width}x{self.height}')
+            raise ProjectionError(f'intrinsics: image size must be positive, got {self.height}x{self.width} (HxW)')
         self.K = K
         self.width = int(self.width)
         self.height = int(self.height)

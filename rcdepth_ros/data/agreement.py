@@ -11,7 +11,8 @@ import dataclasses
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.projection import project_points, sparse_depth_image
+from rcdepth_ros.core.geometry.transforms import transform_points
 
 
 @dataclasses.dataclass
@@ -60,10 +61,10 @@ def radar_lidar_agreement(samples, radius=3, T_radar_perturbation=None, min_dept
         K, width, height = sample.intrinsics.K, sample.width, sample.height
         radar = sample.radar.xyz
         if T_radar_perturbation is not None:
-            radar = geometry.transform_points(radar, T_radar_perturbation)
-        hits = geometry.project_points(radar, K, width, height, min_depth=min_depth, max_depth=max_depth)
-        lidar = geometry.sparse_depth_image(sample.lidar_xyz, K, width, height, min_depth=min_depth,
-                                            max_depth=max_depth)
+            radar = transform_points(radar, T_radar_perturbation)
+        hits = project_points(radar, K, width, height, min_depth=min_depth, max_depth=max_depth)
+        lidar = sparse_depth_image(sample.lidar_xyz, K, width, height, min_depth=min_depth,
+                                   max_depth=max_depth)
         rows = np.clip(hits.v[:, None] + offsets[None, :, 0], 0, height - 1)
         cols = np.clip(hits.u[:, None] + offsets[None, :, 1], 0, width - 1)
         window = lidar[rows, cols]                                   # (returns, offsets)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.transforms import as_transform, transform_points
 from rcdepth_ros.core.sensor_types import CameraIntrinsics
 from rcdepth_ros.data.boxes import Box3D
 from rcdepth_ros.data.readers import decode_image, lidar_depth_image, rasterise_radar, read_file, SampleReader
@@ -109,7 +109,7 @@ def read_astyx_calibration(path, camera_uid='camera_front', frame_id=None):
             raise DatasetError(f'{where}: sensor {uid!r} has no calib_data.T_to_ref_COS')
         T = _matrix(calib['T_to_ref_COS'], (4, 4), f'{where}: {uid} T_to_ref_COS')
         try:
-            transforms[uid] = geometry.as_transform(T, f'{where}: {uid} T_to_ref_COS')
+            transforms[uid] = as_transform(T, f'{where}: {uid} T_to_ref_COS')
         except RcdepthError as exc:
             raise DatasetError(str(exc)) from None
         if uid == camera_uid:
@@ -191,7 +191,7 @@ class AstyxReader(SampleReader):
 
     def __init__(self, root, split=None, frames=None, radar_image=True, boxes=True):
         """Read ``root/dataset.json``; no frame file is opened until its sample is asked for."""
-        from rcdepth_ros.core.radar import read_astyx_radar
+        from rcdepth_ros.data.radar_files import read_astyx_radar
         self._read_radar = read_astyx_radar
         self.root = Path(root)
         self.radar_image = bool(radar_image)
@@ -288,7 +288,7 @@ class AstyxReader(SampleReader):
 
         lidar = read_astyx_lidar(self._required_file(frame_id, 'lidar'), frame_id)
         xyz = np.stack([lidar['X'], lidar['Y'], lidar['Z']], axis=1)
-        lidar_cam = geometry.transform_points(xyz, T_cam_from_lidar).astype(np.float32)
+        lidar_cam = transform_points(xyz, T_cam_from_lidar).astype(np.float32)
         depth_gt = lidar_depth_image(lidar_cam, intrinsics)
         rings = lidar['LaserID'].astype(np.int16) if 'LaserID' in lidar.dtype.names else None
 

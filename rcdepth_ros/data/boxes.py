@@ -10,7 +10,7 @@ import typing
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.transforms import as_transform, transform_from_translation_quaternion
 from rcdepth_ros.errors import ProjectionError
 
 # Corner signs in box axes: bottom face (z = -h/2) first, counter-clockwise seen from above, then the top face.
@@ -47,7 +47,7 @@ class Box3D:
     def from_quaternion(center, size, quaternion_wxyz, label='', frame_id='', attributes=None):
         """Build a box whose orientation is the unit quaternion (w, x, y, z) of ``R_frame_from_box``."""
         w, x, y, z = (float(q) for q in quaternion_wxyz)
-        T = geometry.transform_from_translation_quaternion(center, (x, y, z, w))
+        T = transform_from_translation_quaternion(center, (x, y, z, w))
         return Box3D(T[:3, 3], size, T[:3, :3], label, frame_id, dict(attributes or {}))
 
     @property
@@ -65,7 +65,7 @@ class Box3D:
 
     def transformed(self, T, frame_id):
         """Return this box moved by the rigid 4x4 transform ``T`` (``T_new_from_old``) into ``frame_id``."""
-        T = geometry.as_transform(T, f'transform of box {self.label!r}')
+        T = as_transform(T, f'transform of box {self.label!r}')
         return Box3D(T[:3, :3] @ self.center + T[:3, 3], self.size.copy(), T[:3, :3] @ self.rotation,
                      self.label, frame_id, dict(self.attributes))
 

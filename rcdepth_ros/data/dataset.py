@@ -6,12 +6,12 @@ Per frame, two stages:
 1. the base (expensive, cacheable): the reader's Sample; the image scaled to the model width with
    ``ImageTransform.fit_width`` (all rows kept, the same ``cv2.resize`` the inference path uses), K scaled alike;
    radar and lidar points in the camera frame; ground-truth depth images at that resolution (sparse GT only when
-   the source has no lidar points, resampled with ``geometry.resize_sparse_depth``; dense GT with nearest
+   the source has no lidar points, resampled with ``resize_sparse_depth``; dense GT with nearest
    neighbour, never blending depths).
-2. the item (cheap, every time): optional augmentation (``data.augment``), then ``geometry.prepare_model_input``,
+2. the item (cheap, every time): optional augmentation (``data.augment``), then ``prepare_model_input``,
    the function the inference engine calls, on the (possibly cropped / flipped) scaled image, so training and
    inference preprocessing cannot drift. Sparse GT at model resolution: the lidar points projected with the
-   model-input K (``geometry.sparse_depth_image``), or the GT image resampled when there are no points.
+   model-input K (``sparse_depth_image``), or the GT image resampled when there are no points.
 
 An item is a dict: ``image`` (3, H, W) normalised, ``radar`` (C, H, W) scaled, ``radar_raw`` (C, H, W) unscaled,
 ``depth_gt`` (1, H, W) sparse lidar depth (0 = none), ``depth_gt_dense`` (1, H, W) (zeros where the source has
@@ -37,7 +37,8 @@ import copy
 import cv2
 import numpy as np
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.model_input import ImageTransform, prepare_model_input, resize_sparse_depth
+from rcdepth_ros.core.geometry.projection import sparse_depth_image
 from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.data.augment import augment_view, follow_view, rng_for, View
 from rcdepth_ros.data.densify import fill_between_rings
@@ -46,9 +47,9 @@ from rcdepth_ros.errors import DatasetError
 
 def build_base(sample, width):
     """Return the cacheable arrays of a Sample for model input width ``width`` (a dict of numpy arrays)."""
-    transform = geometry.ImageTransform.fit_width(sample.height, sample.width, 1, width, crop='top')
-    full = geometry.ImageTransform(transform.in_height, transform.in_width, transform.scaled_height,
-                                   transform.out_width, transform.scale, transform.scaled_height, 0)
+    transform = ImageTransform.fit_width(sample.height, sample.width, 1, width, crop='top')
+    full = ImageTransform(transform.in_height, transform.in_width, transform.scaled_height,
+                          transform.out_width, transform.scale, transform.scaled_height, 0)
     base = {
         'image': full.apply(sample.image),
         'K': full.intrinsics(sample.intrinsics.K),
@@ -62,7 +63,7 @@ def build_base(sample, width):
         if sample.lidar_ring is not None:
             base['lidar_ring'] = np.asarray(sample.lidar_ring, dtype=np.int16).reshape(-1)
     else:
-        base['depth'] = geometry.resize_sparse_depth(sample.depth_gt, full)
+        base['depth'] = resize_sparse_depth(sample.depth_gt, full)
     if sample.depth_gt_dense is not None:
         base['dense'] = full.apply(np.asarray(sample.depth_gt_dense, dtype=np.float32), cv2.INTER_NEAREST)
     return base
@@ -159,8 +160,8 @@ class RadarCameraDataset:
 
     def _transform(self, view):
         cfg = self.input_cfg
-        return geometry.ImageTransform.fit_width(view.image.shape[0], view.image.shape[1], cfg.height, cfg.width,
-                                                 cfg.crop)
+        return ImageTransform.fit_width(view.image.shape[0], view.image.shape[1], cfg.height, cfg.width,
+                                        cfg.crop)
 
     def lidar_arrays(self, view, frame_id):
         """Return ``lidar`` (2, H, W) from the input rings and ``depth_gt_heldout`` (1, H, W) from the others."""
@@ -170,8 +171,8 @@ class RadarCameraDataset:
             raise DatasetError(f'{self.reader.source} frame {frame_id}: no lidar rings (a teacher with lidar input '
                                f'reads some rings and is supervised on the others; this source has no ring ids)')
         chosen = np.isin(view.lidar_ring, self.lidar_rings)
-        given = geometry.sparse_depth_image(view.lidar_xyz[chosen], K, cfg.width, cfg.height)
-        held = geometry.sparse_depth_image(view.lidar_xyz[~chosen], K, cfg.width, cfg.height)
+        given = sparse_depth_image(view.lidar_xyz[chosen], K, cfg.width, cfg.height)
+        held = sparse_depth_image(view.lidar_xyz[~chosen], K, cfg.width, cfg.height)
         channels = [given / self.lidar_depth_scale, (given > 0).astype(np.float32)]
         if self.lidar_prior_radius is not None:
             filled, inside = fill_between_rings(given, self.lidar_prior_radius)
@@ -193,11 +194,11 @@ class RadarCameraDataset:
     def model_arrays(self, view):
         """Return the numpy arrays of a view at model resolution (prepare_model_input + ground truth)."""
         cfg = self.input_cfg
-        model_input = geometry.prepare_model_input(view.image, view.radar, view.K, cfg)
+        model_input = prepare_model_input(view.image, view.radar, view.K, cfg)
         if view.lidar_xyz is not None:
-            depth = geometry.sparse_depth_image(view.lidar_xyz, model_input.K, cfg.width, cfg.height)
+            depth = sparse_depth_image(view.lidar_xyz, model_input.K, cfg.width, cfg.height)
         else:
-            depth = geometry.resize_sparse_depth(view.depth, model_input.transform)
+            depth = resize_sparse_depth(view.depth, model_input.transform)
         if view.dense is not None:
             dense = model_input.transform.apply(view.dense, cv2.INTER_NEAREST)
         else:

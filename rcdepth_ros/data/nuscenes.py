@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.transforms import transform_from_translation_quaternion, transform_points
 from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
 from rcdepth_ros.data.boxes import Box3D
 from rcdepth_ros.data.readers import decode_image, lidar_depth_image, rasterise_radar, read_file, SampleReader
@@ -56,7 +56,7 @@ def pose_matrix(record):
     """Return the 4x4 transform of a calibrated_sensor or ego_pose record (translation, rotation w, x, y, z)."""
     try:
         w, x, y, z = (float(q) for q in record['rotation'])
-        return geometry.transform_from_translation_quaternion(record['translation'], (x, y, z, w))
+        return transform_from_translation_quaternion(record['translation'], (x, y, z, w))
     except (KeyError, TypeError, ValueError) as exc:
         raise DatasetError(f'nuScenes record {record.get("token", "?")}: bad translation / rotation ({exc})') \
             from None
@@ -196,7 +196,7 @@ class NuScenesReader(SampleReader):
         return sweeps
 
     def _read_radar(self, sample_data, frame_id):
-        from rcdepth_ros.core.radar import read_nuscenes_pcd
+        from rcdepth_ros.data.radar_files import read_nuscenes_pcd
         path = self._path(sample_data)
         try:
             records, radar = read_nuscenes_pcd(path, frame_id=sample_data['channel'].lower())
@@ -217,7 +217,7 @@ class NuScenesReader(SampleReader):
 
     def _lidar_world(self, sample_data, frame_id):
         points = read_nuscenes_lidar(self._path(sample_data), frame_id)[:, :3]
-        return geometry.transform_points(points, self.T_world_from_sensor(sample_data, frame_id))
+        return transform_points(points, self.T_world_from_sensor(sample_data, frame_id))
 
     def _is_moving(self, annotation_token):
         if annotation_token not in self._moving:
@@ -268,7 +268,7 @@ class NuScenesReader(SampleReader):
                 if box.attributes['moving']:
                     keep &= ~box.contains(points, self.box_margin)
             parts.append(points[keep])
-        return geometry.transform_points(np.concatenate(parts), T_cam_from_world).astype(np.float32)
+        return transform_points(np.concatenate(parts), T_cam_from_world).astype(np.float32)
 
     # ----------------------------------------------------------------- samples
     def _load(self, frame_id):
@@ -305,7 +305,7 @@ class NuScenesReader(SampleReader):
         radar.stamp_ns = stamps['radar']
 
         lidar_sd = self._sample_data(sample, self.lidar, frame_id)
-        lidar_cam = geometry.transform_points(self._lidar_world(lidar_sd, frame_id), T_cam_from_world) \
+        lidar_cam = transform_points(self._lidar_world(lidar_sd, frame_id), T_cam_from_world) \
             .astype(np.float32)
         frames['lidar'] = self.lidar.lower()
         stamps['lidar'] = int(lidar_sd['timestamp']) * 1000

@@ -26,7 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.projection import sparse_depth_image
+from rcdepth_ros.core.geometry.radar_image import radar_image
 from rcdepth_ros.data.frames import parse_frame_spec
 from rcdepth_ros.errors import DatasetError, RcdepthError
 
@@ -153,19 +154,27 @@ class SampleReader:
         ``on_error='raise'`` stops at the first bad frame with its DatasetError; ``'skip'`` goes on, appending a
         ``SkippedFrame`` to ``self.skipped`` (reset when the iteration starts) and logging a warning.
         """
-        if on_error not in ON_ERROR:
-            raise DatasetError(f'on_error must be one of {ON_ERROR}, got {on_error!r}')
+        self._check_on_error(on_error)
         self.skipped = []
         for frame_id in self._frame_ids:
             try:
                 sample = self.sample(frame_id)
             except DatasetError as exc:
-                if on_error == 'raise':
-                    raise
-                self.skipped.append(SkippedFrame(frame_id, str(exc)))
-                LOG.warning('skipping %s frame %s: %s', self.source, frame_id, exc)
+                self._skip_or_raise(frame_id, exc, on_error)
                 continue
             yield sample
+
+    @staticmethod
+    def _check_on_error(on_error):
+        if on_error not in ON_ERROR:
+            raise DatasetError(f'on_error must be one of {ON_ERROR}, got {on_error!r}')
+
+    def _skip_or_raise(self, frame_id, error, on_error):
+        """Raise ``error`` (on_error 'raise'), else record the frame in ``skipped`` and log a warning."""
+        if on_error == 'raise':
+            raise error
+        self.skipped.append(SkippedFrame(frame_id, str(error)))
+        LOG.warning('skipping %s frame %s: %s', self.source, frame_id, error)
 
     def __iter__(self):
         """Iterate over all samples, stopping at the first bad frame."""
@@ -174,13 +183,13 @@ class SampleReader:
 
 def rasterise_radar(radar_cam, intrinsics, channels, min_depth=1.0):
     """Return the (H, W, C) radar image of camera-frame returns at the resolution of ``intrinsics``."""
-    return geometry.radar_image(radar_cam, intrinsics.K, intrinsics.width, intrinsics.height, tuple(channels),
-                                min_depth=min_depth)
+    return radar_image(radar_cam, intrinsics.K, intrinsics.width, intrinsics.height, tuple(channels),
+                       min_depth=min_depth)
 
 
 def lidar_depth_image(lidar_cam, intrinsics):
     """Return the sparse (H, W) depth map of camera-frame lidar points (nearest wins, 0 elsewhere)."""
-    return geometry.sparse_depth_image(lidar_cam, intrinsics.K, intrinsics.width, intrinsics.height)
+    return sparse_depth_image(lidar_cam, intrinsics.K, intrinsics.width, intrinsics.height)
 
 
 def read_file(path, where):

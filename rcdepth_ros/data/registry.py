@@ -17,7 +17,9 @@ SOURCES = {
     'astyx': ('rcdepth_ros.data.astyx', 'AstyxReader', 'astyx_hires2019'),
     'nuscenes': ('rcdepth_ros.data.nuscenes', 'NuScenesReader', 'nuscenes'),
     'zju': ('rcdepth_ros.data.zju', 'ZJUReader', 'ZJU-4DRadarCam'),
+    'kitti_radar': ('rcdepth_ros.data.kitti_radar', 'KittiRadarReader', 'view_of_delft_PUBLIC'),
     'synthetic': ('rcdepth_ros.data.synthetic', 'SyntheticReader', None),
+    'bag': ('rcdepth_ros.data.bag', 'BagReader', 'bags'),
 }
 
 

@@ -180,8 +180,8 @@ class ZJUReader(SampleReader):
         depth_dense = read_depth_png(dense_path, frame_id, 'dense GT') if dense_path.exists() else None
         for name, depth in (('gt', depth_gt), ('gt_interp', depth_dense)):
             if depth is not None and depth.shape != (full_height, width):
-                raise DatasetError(f'ZJU {name}/{frame_id}.png (frame {frame_id}): size {depth.shape[1]}x'
-                                   f'{depth.shape[0]} differs from the image ({width}x{full_height})')
+                raise DatasetError(f'ZJU {name}/{frame_id}.png (frame {frame_id}): size {depth.shape[0]}x'
+                                   f'{depth.shape[1]} (HxW) differs from the image ({full_height}x{width})')
 
         finite = np.all(np.isfinite(radar_uvd), axis=1) & (radar_uvd[:, 2] > 0)
         u, v, z = radar_uvd[finite].T

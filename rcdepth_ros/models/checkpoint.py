@@ -82,6 +82,10 @@ def read_checkpoint_meta(path):
     """Return ``(InputConfig, ModelConfig, meta dict)`` from a checkpoint's JSON; raise CheckpointError if bad."""
     weights_path, json_path = checkpoint_paths(path)
     if not json_path.is_file():
+        if not weights_path.is_file():
+            # Neither file: name what was asked for, not the JSON the user may never have heard of.
+            raise CheckpointError(f'{path}: checkpoint not found (neither {weights_path.name} nor {json_path.name} '
+                                  f'exists in {weights_path.parent})')
         raise CheckpointError(f'{json_path}: checkpoint configuration not found (expected beside {weights_path.name})')
     try:
         meta = json.loads(json_path.read_text())
@@ -109,6 +113,9 @@ def load_checkpoint(path, map_location='cpu'):
     """
     weights_path, json_path = checkpoint_paths(path)
     input_cfg, model_cfg, meta = read_checkpoint_meta(path)
+    if not weights_path.is_file():
+        raise CheckpointError(f'{weights_path}: weights file not found (its configuration {json_path.name} is '
+                              f'there)')
     state = read_safetensors(weights_path)
     model = build_model(model_cfg, input_cfg, load_pretrained=False)
     load_state_dict_strict(model, state, f'{weights_path} (configuration {json_path.name})')

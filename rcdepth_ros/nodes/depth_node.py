@@ -1,7 +1,7 @@
 """
 rcdepth_node: camera + radar in, dense metric depth (and its Grad-CAM saliency) out, as a ROS 2 lifecycle node.
 
-Wiring only; every step is in the core (``core.pipeline``). Topics (relative, remapped in launch):
+Wiring only; every step is in the core (``core.runtime.pipeline``). Topics (relative, remapped in launch):
 
 - in: ``image`` (Image) or ``image/compressed`` (CompressedImage) by ``image_transport``; ``camera_info``
   (cached); every topic of ``radar_topics`` (PointCloud2). The image and the first radar are matched by the
@@ -12,10 +12,16 @@ Wiring only; every step is in the core (``core.pipeline``). Topics (relative, re
   parameter); ``/diagnostics``. Every output carries the input image's header.
 
 Lifecycle: parameters are declared in ``__init__``; ``on_configure`` loads the model (FAILURE with the reason
-logged on a bad or missing checkpoint) and creates the publishers; ``on_activate`` subscribes and starts the
+logged on a bad or missing checkpoint: the node stays unconfigured, its model parameters can be set again and it can
+be configured again) and creates the publishers; ``on_activate`` subscribes and starts the
 worker; ``on_deactivate`` / ``on_cleanup`` release them. Inference runs in a worker thread fed by a keep-latest
 slot, so parameter services and transitions stay responsive and latency never grows with the input rate.
 Bad input is warned about (throttled, per kind), counted in the diagnostics, and the node goes on.
+
+With ``refine: radar`` (live) the engine refines each depth map with the frame's radar returns
+(``core.inference.refine``, docs/refinement.md) within ``refine.budget_ms``; diagnostics add its latency
+(``latency_ms.refine``), its frame outcomes (``refine.frames.*``: over budget, no valid return, ...) and the returns
+it dropped (``refine.dropped_returns.*``: behind the camera, NaN, outside the image, out of range).
 """
 
 import functools
@@ -23,21 +29,25 @@ import threading
 import time
 import traceback
 
-from rcdepth_ros.core.latest import LatestSlot
-from rcdepth_ros.core.pipeline import FRAME_PROBLEMS, FrameAssembler, PipelineSettings, process_frame, \
-    SWEEP_PROBLEMS
-from rcdepth_ros.core.radar import RadarFieldMap
-from rcdepth_ros.core.stats import Counters, LatencyStats, RateMeter, Throttle
+from rcdepth_ros.core.messages.radar import RadarFieldMap
+from rcdepth_ros.core.runtime.latest import LatestSlot
+from rcdepth_ros.core.runtime.pipeline import (FRAME_PROBLEMS, FrameAssembler, PipelineSettings, process_frame,
+                                               SWEEP_PROBLEMS)
+from rcdepth_ros.core.runtime.stats import Counters, LatencyStats, RateMeter, Throttle
 from rcdepth_ros.errors import ConfigError, FrameError, RcdepthError
 from rcdepth_ros.nodes import diagnostics, params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
-from rcdepth_ros.nodes.tf_source import make_extrinsics
+from rcdepth_ros.nodes.runtime import lifecycle_state
+from rcdepth_ros.nodes.tf_source import extrinsics_warnings, make_extrinsics, unknown_frame_hint
+from rcdepth_ros.ros_env import shm_segment_bytes
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 NODE_NAME = 'rcdepth_node'
 OUTPUT_ERRORS = ('inference_error', 'publish_error')
 WORKER_POLL_S = 0.1
+# Sensor frames without extrinsics are each named once; past this many distinct messages, throttled warnings.
+UNKNOWN_FRAME_MESSAGES = 16
 
 
 def logged_transition(callback):
@@ -58,6 +68,12 @@ def camera_info_with_header(info, header, types):
     return types.CameraInfo(header=header, height=info.height, width=info.width,
                             distortion_model=info.distortion_model, d=info.d, k=info.k, r=info.r, p=info.p,
                             binning_x=info.binning_x, binning_y=info.binning_y, roi=info.roi)
+
+
+# The refinement stage's frame outcomes and dropped-return reasons (rcdepth_ros.core.inference.refine.STATUSES and
+# DROP_REASONS, repeated here so importing the node does not import torch), listed in diagnostics from the start.
+REFINE_STATUSES = ('refined', 'disabled', 'no_returns', 'no_valid_returns', 'over_budget')
+REFINE_DROP_REASONS = ('nonfinite', 'behind_camera', 'out_of_range', 'outside_image')
 
 
 class DepthNode(LifecycleNode):
@@ -88,6 +104,9 @@ class DepthNode(LifecycleNode):
         self._field_map = RadarFieldMap(**params.field_map_values(self._values))
         self._throttle = Throttle(self._values['warn_throttle'])
         self._levels = diagnostics.LevelTracker()
+        self._unknown_frame_hint = ''
+        self._unknown_frames_said = set()
+        self._shm_segment = shm_segment_bytes()
         self._reset_stats([])
 
     # ------------------------------------------------------------------------------------------------------------
@@ -96,7 +115,7 @@ class DepthNode(LifecycleNode):
 
     def _validate_parameters(self, parameters):
         changes = {p.name: p.value for p in parameters}
-        reason = params.validate(changes)
+        reason = params.refuse_after_configure(changes, lifecycle_state(self)) or params.validate(changes)
         if reason is None:
             merged = dict(self._values, **changes)
             reason = params.validate_color_range(merged['debug.color_min'], merged['debug.color_max'])
@@ -115,11 +134,24 @@ class DepthNode(LifecycleNode):
         values = self._values
         self._field_map = RadarFieldMap(**params.field_map_values(values))
         self._throttle.period_s = float(values['warn_throttle'])
+        engine = self._engine
+        if engine is not None and any(p.name == 'refine' or p.name.startswith('refine.') for p in parameters):
+            self._set_refine(engine, values)
         assembler = self._assembler
         if assembler is not None:
             assembler.set_radar_selection(values['radar.window'], values['radar.max_sweeps'])
         if later and self._inputs:
             self.get_logger().info(f'{", ".join(later)} will take effect at the next activation')
+
+    def _set_refine(self, engine, values):
+        """Give the engine the refinement of the ``refine*`` parameters (later frames); a bad value is logged."""
+        try:
+            settings = engine.set_refine(params.refine_mapping(values))
+        except RcdepthError as exc:
+            self.get_logger().error(f'refinement unchanged: {exc}')
+            return
+        self.get_logger().info(f'refinement: {settings.mode}' + (f', budget {settings.budget_ms:g} ms'
+                                                                 if settings.mode != 'none' else ''))
 
     def _log_parameters(self):
         for name in sorted(self._values):
@@ -132,12 +164,15 @@ class DepthNode(LifecycleNode):
     @logged_transition
     def on_configure(self, state):
         """Load the model and create the publishers; FAILURE (with the reason logged) on a bad checkpoint."""
-        from rcdepth_ros.core.bundled_model import resolve_model_path
+        from rcdepth_ros.core.inference.bundled_model import resolve_model_path, SYNTHETIC_ONLY
         self._values = params.values(self)
         values = self._values
         self._log_parameters()
         try:
             self._model_path = resolve_model_path(values['model_path'])
+            if not str(values['model_path']).strip():
+                self.get_logger().warning(f'model_path is empty: the bundled model {self._model_path.name}, '
+                                          f'{SYNTHETIC_ONLY}; set model_path to a model trained on your sensors')
             self._engine = self._load_engine(self._model_path, values)
         except (RcdepthError, OSError, RuntimeError) as exc:
             self.get_logger().error(f'cannot load the model: {exc}')
@@ -152,20 +187,26 @@ class DepthNode(LifecycleNode):
             self._engine = None
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f'extrinsics from {description}')
+        for warning in extrinsics_warnings(values['extrinsics.source'], values['extrinsics.frames'],
+                                           values['extrinsics.camera_frame']):
+            self.get_logger().warning(warning)
+        self._unknown_frame_hint = unknown_frame_hint(values['extrinsics.source'])
+        self._unknown_frames_said = set()
         self._create_publishers(values)
         engine = self._engine
         self.get_logger().info(f'model {self._model_path}: {engine.model_cfg.architecture} on {engine.device} '
-                               f'({"fp16" if engine.half else "fp32"}), input {engine.input_cfg.width}x'
-                               f'{engine.input_cfg.height}')
+                               f'({"fp16" if engine.half else "fp32"}), input {engine.input_cfg.height}x'
+                               f'{engine.input_cfg.width} (HxW)')
         return TransitionCallbackReturn.SUCCESS
 
     def _load_engine(self, model_path, values):
-        from rcdepth_ros.core.engine import InferenceEngine
+        from rcdepth_ros.core.inference.engine import InferenceEngine
         import torch
         if values['num_threads'] > 0:
             torch.set_num_threads(int(values['num_threads']))
         half = {'auto': 'auto', 'true': True, 'false': False}[str(values['half']).lower()]
         engine = InferenceEngine(model_path, device=values['device'], half=half)
+        self._set_refine(engine, values)
         if values['warmup']:
             self._warm_up(engine)
         return engine
@@ -213,7 +254,7 @@ class DepthNode(LifecycleNode):
         return super().on_activate(state)
 
     def _subscribe(self, values):
-        from rcdepth_ros.core.sync import message_filters_available, SimpleFilter
+        from rcdepth_ros.core.runtime.sync import message_filters_available, SimpleFilter
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
         qos = qos_from_string(values['qos.input'], values['qos.input_depth'])
         compressed = str(values['image_transport']).lower() == 'compressed'
@@ -243,7 +284,7 @@ class DepthNode(LifecycleNode):
         names = ', '.join(self.resolve_topic_name(t) for _, t in inputs)
         self.get_logger().info(f'subscribed to {names}, {self.resolve_topic_name("camera_info")} with QoS '
                                f'{values["qos.input"]} ({describe_qos(qos)}); synchroniser '
-                               f'{"message_filters" if use_message_filters else "rcdepth_ros.core.sync"} '
+                               f'{"message_filters" if use_message_filters else "rcdepth_ros.core.runtime.sync"} '
                                f'(queue {values["queue_size"]}, slop {values["slop"]} s)')
 
     def _unsubscribe(self):
@@ -314,12 +355,23 @@ class DepthNode(LifecycleNode):
         self._rates = {'image': RateMeter(), 'camera_info': RateMeter(), 'depth': RateMeter()}
         self._rates.update({f'radar {t}': RateMeter() for t in radar_topics})
         self._latency = {'processing': LatencyStats(), 'end_to_end': LatencyStats(), 'forward': LatencyStats(),
-                         'header_age': LatencyStats()}
+                         'refine': LatencyStats(), 'header_age': LatencyStats()}
+        self._refine_frames = Counters(REFINE_STATUSES)
+        self._refine_dropped = Counters(REFINE_DROP_REASONS)
         self._problems = Counters(FRAME_PROBLEMS + SWEEP_PROBLEMS)
         self._errors = Counters(OUTPUT_ERRORS)
         self._frames = Counters(('processed', 'published'))
 
     def _warn(self, reason, message):
+        said = self._unknown_frames_said
+        if reason == 'radar_unknown_frame' and (message in said or len(said) < UNKNOWN_FRAME_MESSAGES):
+            # A sensor frame without extrinsics stays so: say it once, with what to do, then only count it.
+            if message not in said:
+                said.add(message)
+                self.get_logger().error(f'[{reason}] {message}; {self._unknown_frame_hint}. Further sweeps like this '
+                                        f'are skipped without a warning, counted in /diagnostics as '
+                                        f'drops.{reason}')
+            return
         if self._throttle.ready(reason):
             held = self._throttle.suppressed(reason)
             suffix = f' ({held} more since the last warning of this kind)' if held else ''
@@ -374,6 +426,12 @@ class DepthNode(LifecycleNode):
         for reason, message in result.issues:
             self._problems.add(reason)
             self._warn(reason, message)
+        if result.refine is not None:      # counted before publishing: a subscriber may read the report at once
+            self._latency['refine'].add(result.timings.get('refine', float('nan')))
+            self._refine_frames.add(result.refine['status'])
+            for reason, count in result.refine['dropped'].items():
+                if count:
+                    self._refine_dropped.add(reason, count)
         self._frames.add('processed')
         self._publish(result, wanted)
         done = time.monotonic()
@@ -399,8 +457,8 @@ class DepthNode(LifecycleNode):
             return False
 
     def _publish(self, result, wanted):
-        from rcdepth_ros.core.conversions import depth_to_image_msg, numpy_to_image
-        from rcdepth_ros.core.msgtypes import ros_message_types
+        from rcdepth_ros.core.messages.images import depth_to_image_msg, numpy_to_image
+        from rcdepth_ros.core.messages.msgtypes import ros_message_types
         from rcdepth_ros.core.sensor_types import CameraIntrinsics
         types = ros_message_types()
         header = result.request.header
@@ -425,11 +483,11 @@ class DepthNode(LifecycleNode):
 
     @staticmethod
     def _model_camera_info(intrinsics, header, types):
-        from rcdepth_ros.core.conversions import intrinsics_to_camera_info
+        from rcdepth_ros.core.messages.camera_info import intrinsics_to_camera_info
         return intrinsics_to_camera_info(intrinsics, header, types)
 
     def _colorize(self, depth):
-        from rcdepth_ros.core.visualize import colorize
+        from rcdepth_ros.core.pictures.colour import colorize
         values = self._values
         return colorize(depth, values['debug.color_min'], values['debug.color_max'], values['debug.colormap'],
                         invert=True)
@@ -459,7 +517,7 @@ class DepthNode(LifecycleNode):
             'device': str(engine.device) if engine is not None else 'n/a',
             'model': str(self._model_path) if self._model_path is not None else 'n/a',
             'architecture': engine.model_cfg.architecture if engine is not None else 'n/a',
-            'input_size': f'{engine.input_cfg.width}x{engine.input_cfg.height}' if engine is not None else 'n/a',
+            'input_size': f'{engine.input_cfg.height}x{engine.input_cfg.width}' if engine is not None else 'n/a',
             'precision': ('fp16' if engine.half else 'fp32') if engine is not None else 'n/a',
             'rates_hz': rates,
             'frames': {'images': self._rates['image'].count, 'matched': counters.get('matched', 0),
@@ -467,7 +525,18 @@ class DepthNode(LifecycleNode):
             'latency_ms': latency,
             'drops': drops,
             'errors': self._errors.snapshot(),
+            'refine': {'mode': engine.refine_settings.mode if engine is not None else 'n/a',
+                       'budget_ms': float(engine.refine_settings.budget_ms) if engine is not None else None,
+                       'frames': self._refine_frames.snapshot(), 'dropped_returns': self._refine_dropped.snapshot()},
         }
+
+    def _image_input(self):
+        """Return (image topic, its publisher count, the shared-memory segment) for the diagnostics' hint."""
+        if not self._filters:
+            return None
+        compressed = str(self._values['image_transport']).lower() == 'compressed'
+        topic = self.resolve_topic_name('image/compressed' if compressed else 'image')
+        return topic, self.count_publishers(topic), self._shm_segment
 
     def _publish_diagnostics(self):
         publisher = self._diagnostics_pub
@@ -477,7 +546,8 @@ class DepthNode(LifecycleNode):
         problems = {k: v for k, v in report['drops'].items() if k in FRAME_PROBLEMS + SWEEP_PROBLEMS
                     and k != 'time_jump'}
         level, message = self._levels.level(problems, report['errors'], report['rates_hz']['image'],
-                                            report['rates_hz']['depth'])
+                                            report['rates_hz']['depth'], report['frames'], report['drops'],
+                                            self._image_input())
         array = diagnostics.diagnostic_array(self.get_clock().now().to_msg(), f'{self.get_name()}: depth',
                                              report['device'], level, message, report)
         try:

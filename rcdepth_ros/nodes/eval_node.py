@@ -5,11 +5,12 @@ Subscribes (relative names, remapped in launch) to ``depth/image`` and ``depth/c
 outputs) and ``lidar/points`` (the bag's lidar). Each depth image is paired with the lidar cloud nearest to its
 stamp within ``match_tolerance`` (header stamps only) and the camera_info of its stamp; the lidar is moved into the
 camera frame (tf2 or parameter extrinsics, as the depth node) and projected at the depth image's resolution, and
-the frame is evaluated with ``core.pipeline.evaluate_frame`` — exactly what ``rcdepth eval-bag`` does offline.
+the frame is scored with ``evaluation.frames.evaluate_frame``, as ``rcdepth eval-bag`` and ``rcdepth eval`` score
+theirs.
 
 A depth frame is evaluated once a lidar cloud stamped at or after it has arrived (a later cloud can only be
-farther) or at shutdown. The report (``output``) is the metrics JSON of ``core.metrics`` with ``per_frame``, plus
-``evaluation``: counts of depth frames, lidar clouds, evaluated and unmatched frames.
+farther) or at shutdown. The report (``output``) is the metrics JSON of ``evaluation.metrics`` with ``per_frame``,
+plus ``evaluation``: counts of depth frames, lidar clouds, evaluated and unmatched frames.
 """
 
 import json
@@ -17,14 +18,14 @@ import os
 from pathlib import Path
 import threading
 
-from rcdepth_ros.core.metrics import MetricsAccumulator
-from rcdepth_ros.core.msgtypes import stamp_to_ns
-from rcdepth_ros.core.pipeline import evaluate_frame, lidar_ground_truth
-from rcdepth_ros.core.radar_cache import StampedCache
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
+from rcdepth_ros.core.runtime.caches import StampedCache
 from rcdepth_ros.errors import ConfigError, RcdepthError
+from rcdepth_ros.evaluation.frames import evaluate_frame, lidar_ground_truth
+from rcdepth_ros.evaluation.metrics import DEFAULT_CAPS, MetricsAccumulator
 from rcdepth_ros.nodes import params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
-from rcdepth_ros.nodes.tf_source import make_extrinsics
+from rcdepth_ros.nodes.tf_source import extrinsics_warnings, make_extrinsics
 from rclpy.node import Node
 
 NODE_NAME = 'rcdepth_eval_node'
@@ -57,6 +58,9 @@ class EvalNode(Node):
                                                        values['extrinsics.tf_timeout'],
                                                        values['extrinsics.camera_frame'])
         self.get_logger().info(f'extrinsics from {description}')
+        for warning in extrinsics_warnings(values['extrinsics.source'], values['extrinsics.frames'],
+                                           values['extrinsics.camera_frame']):
+            self.get_logger().warning(warning)
         self.tolerance_ns = int(round(values['match_tolerance'] * 1e9))
         self.accumulator = MetricsAccumulator(values['caps'], keep_frames=True)
         self.lidar = StampedCache(span_s=max(10.0, 4 * values['match_tolerance']), max_items=1000)
@@ -118,14 +122,15 @@ class EvalNode(Node):
             self.get_logger().warning(f'depth at {stamp / 1e9:.3f} s: no {what} within the tolerance; not evaluated')
             return
         try:
-            self.accumulator.add_frame(evaluate_depth_message(depth_msg, info[1], lidar[1], self.extrinsics))
+            self.accumulator.add_frame(evaluate_depth_message(depth_msg, info[1], lidar[1], self.extrinsics,
+                                                              self.values['caps']))
             self.counts['evaluated'] += 1
         except RcdepthError as exc:
             self.counts['failed'] += 1
             self.get_logger().warning(f'depth at {stamp / 1e9:.3f} s cannot be evaluated: {exc}')
 
     def report(self):
-        """Return the report dict (metrics JSON of core.metrics with per_frame, plus ``evaluation`` counts)."""
+        """Return the report dict (metrics JSON of evaluation.metrics with per_frame, plus ``evaluation`` counts)."""
         with self.lock:
             result = self.accumulator.result()
             counts = dict(self.counts)
@@ -143,9 +148,10 @@ class EvalNode(Node):
                                f'{self.counts["unmatched"]} unmatched)')
 
 
-def evaluate_depth_message(depth_msg, info_msg, lidar_msg, extrinsics):
-    """Return the FrameMetrics of a published depth Image against a lidar PointCloud2 (the shared core path)."""
-    from rcdepth_ros.core.conversions import camera_info_to_intrinsics, image_to_numpy
+def evaluate_depth_message(depth_msg, info_msg, lidar_msg, extrinsics, caps=DEFAULT_CAPS):
+    """Return the FrameMetrics (at ``caps``) of a published depth Image against a lidar PointCloud2 (the core path)."""
+    from rcdepth_ros.core.messages.camera_info import camera_info_to_intrinsics
+    from rcdepth_ros.core.messages.images import image_to_numpy
     depth = image_to_numpy(depth_msg)
     if depth_msg.encoding != '32FC1':
         raise ConfigError(f'depth image encoding {depth_msg.encoding}: the evaluator reads 32FC1 metres')
@@ -154,7 +160,7 @@ def evaluate_depth_message(depth_msg, info_msg, lidar_msg, extrinsics):
     camera = str(depth_msg.header.frame_id)
     T = extrinsics.lookup(camera, stamp, str(lidar_msg.header.frame_id), stamp_to_ns(lidar_msg.header))
     gt = lidar_ground_truth(lidar_msg, T, intrinsics.K, depth.shape[1], depth.shape[0])
-    return evaluate_frame(depth, gt, stamp)
+    return evaluate_frame(depth, gt, stamp, caps)
 
 
 def write_report(report, output):

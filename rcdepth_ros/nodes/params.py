@@ -2,10 +2,11 @@
 The depth node's parameters: one table of names, defaults, descriptions, ranges and when a change takes effect.
 
 ``declare(node)`` declares them all with ``ParameterDescriptor``s (numeric ranges, so rclpy itself rejects an
-out-of-range set with a reason; ``read_only`` for what is fixed once the model is loaded). ``validate(values)``
-checks what a range cannot express (QoS names, choices, min < max) and is called from the set-parameters callback.
-``LIVE`` parameters are applied by the post-set callback at once; the others (topics, QoS, synchroniser) at the
-next activation. ``config/rcdepth.yaml`` lists every parameter with its default.
+out-of-range set with a reason). ``validate(values)`` checks what a range cannot express (QoS names, choices,
+min < max) and is called from the set-parameters callback. ``LIVE`` parameters are applied by the post-set callback
+at once; ``AT_CONFIGURE`` ones (the model) are read by the configure transition and can be set only while the node
+is unconfigured (so a lifecycle manager can fix a bad ``model_path`` and configure again); the others (topics, QoS,
+synchroniser) apply at the next activation. ``config/rcdepth.yaml`` lists every parameter with its default.
 
 Extrinsics given as parameters (used where tf2 is not importable, or with ``extrinsics.source: parameters``):
 ``extrinsics.frames`` lists sensor frames; each has ``extrinsics.<frame>.matrix`` (16 numbers, row-major
@@ -18,14 +19,16 @@ import typing
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.visualize import COLORMAPS
+from rcdepth_ros.core.geometry.transforms import as_transform, transform_from_translation_quaternion
+from rcdepth_ros.core.inference.bundled_model import SYNTHETIC_ONLY
+from rcdepth_ros.core.pictures.colour import COLORMAPS
 from rcdepth_ros.errors import ConfigError, RcdepthError
 from rcdepth_ros.nodes.qos import QOS_NAMES
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.parameter import Parameter
 
 IMAGE_TRANSPORTS = ('raw', 'compressed')
+REFINE_MODES = ('none', 'radar')
 EXTRINSICS_SOURCES = ('auto', 'tf', 'parameters')
 FIELD_AUTO = 'auto'
 FIELD_NONE = 'none'
@@ -33,7 +36,7 @@ FIELD_NONE = 'none'
 
 @dataclasses.dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: name, default, description, numeric range (low, high), read_only, live, choices."""
+    """One parameter: name, default, description, range (low, high), read_only, live, at_configure, choices."""
 
     name: str
     default: typing.Any
@@ -42,19 +45,20 @@ class ParamSpec:
     read_only: bool = False
     live: bool = False
     choices: typing.Optional[tuple] = None
+    at_configure: bool = False
 
 
 SPECS = (
-    # Model (fixed once loaded: read_only).
+    # Model (read at configure: settable only while the node is unconfigured).
     ParamSpec('model_path', '', 'checkpoint (.safetensors with its .json beside it); empty: the bundled model in '
-              "the package's weights/ directory", read_only=True),
+              f"the package's weights/ directory, {SYNTHETIC_ONLY}", at_configure=True),
     ParamSpec('device', 'auto', 'auto (CUDA when available), cpu, cuda or cuda:N; CUDA that is not there falls '
-              'back to the CPU with a warning', read_only=True),
+              'back to the CPU with a warning', at_configure=True),
     ParamSpec('half', 'auto', 'fp16 inference: auto (on CUDA), true or false (fp16 is never used on the CPU)',
-              read_only=True, choices=('auto', 'true', 'false')),
+              at_configure=True, choices=('auto', 'true', 'false')),
     ParamSpec('warmup', True, 'run the model once (with saliency) at configure, so the first frame is not slow',
-              read_only=True),
-    ParamSpec('num_threads', 0, "torch CPU threads; 0 keeps torch's default", range=(0, 256), read_only=True),
+              at_configure=True),
+    ParamSpec('num_threads', 0, "torch CPU threads; 0 keeps torch's default", range=(0, 256), at_configure=True),
     # Inputs (applied at the next activation).
     ParamSpec('image_transport', 'raw', "raw: sensor_msgs/Image on 'image'; compressed: CompressedImage on "
               "'image/compressed'", choices=IMAGE_TRANSPORTS),
@@ -109,14 +113,28 @@ SPECS = (
               choices=tuple(sorted(COLORMAPS))),
     ParamSpec('warn_throttle', 5.0, 'seconds between two warnings of the same kind', range=(0.0, 3600.0),
               live=True),
+    # Radar-anchored refinement (rcdepth_ros.core.inference.refine, docs/refinement.md); defaults are RefineSettings'.
+    ParamSpec('refine', 'none', 'test-time refinement of the depth with the radar returns: none or radar', live=True,
+              choices=REFINE_MODES),
+    ParamSpec('refine.budget_ms', 30.0, 'time budget of the refinement per frame, ms; 0 disables it; when it runs '
+              'out the unrefined depth is published', range=(0.0, 10000.0), live=True),
+    ParamSpec('refine.elevation_spread_deg', 2.0, "half-width of the radar beam's elevation spread: a return may "
+              'support any row of its column within it, degrees', range=(0.0, 30.0), live=True),
+    ParamSpec('refine.near_cutoff', 1.5, 'a return nearer than the depth by more than this log ratio has no weight',
+              range=(0.001, 5.0), live=True),
+    ParamSpec('refine.far_cutoff', 0.15, 'a return farther than the depth by more than this log ratio has no weight '
+              '(multipath ghosts lie beyond the surface)', range=(0.001, 5.0), live=True),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 LIVE = frozenset(spec.name for spec in SPECS if spec.live)
+AT_CONFIGURE = frozenset(spec.name for spec in SPECS if spec.at_configure)
 
 
 def descriptor(spec):
-    """Return the ParameterDescriptor of a spec (range, read_only, choices in the description)."""
+    """Return the ParameterDescriptor of a spec (range, read_only, choices and when it applies in the description)."""
     text = spec.description
+    if spec.at_configure:
+        text += ' (read at configure: set it while the node is unconfigured)'
     if spec.choices:
         text += f' [one of: {", ".join(spec.choices)}]'
     desc = ParameterDescriptor(description=text, read_only=spec.read_only)
@@ -164,6 +182,24 @@ def validate(changes):
         if name.startswith('radar.fields.') and name[-2:] in ('.x', '.y', '.z') and not str(value).strip():
             return f'{name}: x, y and z need a field name'
     return None
+
+
+def refuse_after_configure(names, state):
+    """Return the reason to refuse setting configure-time parameters ``names`` in lifecycle ``state``, else None."""
+    fixed = sorted(n for n in names if n in AT_CONFIGURE)
+    if not fixed or state == 'unconfigured':
+        return None
+    return (f'{", ".join(fixed)}: read at configure, so it can be set only while the node is unconfigured (it is '
+            f'{state}: deactivate and clean it up first, set it, then configure and activate again)')
+
+
+def refine_mapping(current):
+    """Return the RefineSettings fields (a plain mapping) of the ``refine*`` parameter values."""
+    mapping = {'mode': str(current['refine']).strip().lower()}
+    for name, value in current.items():
+        if name.startswith('refine.'):
+            mapping[name[len('refine.'):]] = value
+    return mapping
 
 
 def validate_color_range(low, high):
@@ -223,10 +259,10 @@ def extrinsics_from_parameters(node):
                 if len(matrix) != 16:
                     raise ConfigError(f'extrinsics.{frame}.matrix needs 16 numbers (row-major 4x4), got '
                                       f'{len(matrix)}')
-                transforms[frame] = geometry.as_transform(np.asarray(matrix, dtype=np.float64).reshape(4, 4),
-                                                          f'extrinsics.{frame}.matrix')
+                transforms[frame] = as_transform(np.asarray(matrix, dtype=np.float64).reshape(4, 4),
+                                                 f'extrinsics.{frame}.matrix')
             elif translation is not None and rotation is not None and len(translation) == 3 and len(rotation) == 4:
-                transforms[frame] = geometry.transform_from_translation_quaternion(translation, rotation)
+                transforms[frame] = transform_from_translation_quaternion(translation, rotation)
             else:
                 raise ConfigError(f'extrinsics for frame {frame!r}: give extrinsics.{frame}.matrix (16 numbers) or '
                                   f'extrinsics.{frame}.translation (3) and extrinsics.{frame}.rotation (4: x y z w)')
@@ -243,6 +279,6 @@ def extrinsics_overrides(transforms, camera_frame=''):
     out = {'extrinsics.source': 'parameters', 'extrinsics.camera_frame': str(camera_frame),
            'extrinsics.frames': frames or ['']}
     for frame in frames:
-        T = geometry.as_transform(transforms[frame], f'extrinsics of {frame!r}')
+        T = as_transform(transforms[frame], f'extrinsics of {frame!r}')
         out[f'extrinsics.{frame}.matrix'] = [float(v) for v in T.reshape(-1)]
     return out

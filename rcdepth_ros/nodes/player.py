@@ -9,6 +9,10 @@ clock. ``/tf_static`` (or any topic recorded TRANSIENT_LOCAL) is republished lat
 is published on ``/clock`` (before every message and at ``clock_hz`` in between), for nodes with
 ``use_sim_time``. Publish errors are caught and counted. The bag is read lazily (memory stays at one message);
 playback ends at the end of the bag unless ``loop``, or when ``stop`` is set.
+
+A message larger than the shared-memory segment of the Fast DDS profile in use (64 MiB in ``config/fastdds_shm.xml``;
+an 8000x8000 rgb8 image is 183 MiB) is still published, but subscribers on this host may never get it and nothing
+on their side says so; the player warns once per topic here, where it can be seen, and counts such messages.
 """
 
 import dataclasses
@@ -19,11 +23,12 @@ import typing
 
 from rcdepth_ros.core.bags.reader import bag_info, read_bag
 from rcdepth_ros.errors import BagError
+from rcdepth_ros.ros_env import describe_bytes, shm_segment_bytes
 
 
 @dataclasses.dataclass
 class PlaybackSummary:
-    """What a playback did: messages published per topic, topics skipped, errors, loops, wall time."""
+    """What a playback did: messages published per topic, topics skipped, errors, loops, wall time, oversized."""
 
     published: typing.Dict[str, int]
     skipped_topics: typing.Dict[str, str]
@@ -32,6 +37,7 @@ class PlaybackSummary:
     loops: int
     wall_s: float
     bag_s: float
+    oversized: typing.Dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_dict(self):
         """Return the summary as plain data."""
@@ -64,14 +70,22 @@ def publisher_qos(offered):
 class BagPlayer:
     """Publish a bag on ``node`` (see the module docstring)."""
 
-    def __init__(self, node, bag, rate=1.0, loop=False, clock=False, topics=None, clock_hz=50.0):
-        """Open the bag's index and create one publisher per playable topic."""
+    def __init__(self, node, bag, rate=1.0, loop=False, clock=False, topics=None, clock_hz=50.0,
+                 size_limit='profile'):
+        """
+        Open the bag's index and create one publisher per playable topic.
+
+        ``size_limit``: messages larger than this many bytes are warned about and counted (``'profile'``: the
+        shared-memory segment of the loaded Fast DDS profile; None: no limit).
+        """
         if not rate > 0:
             raise BagError(f'play: rate must be > 0, got {rate}')
         self.node = node
         self.bag = bag
         self.rate = float(rate)
         self.loop = bool(loop)
+        self.size_limit = shm_segment_bytes() if size_limit == 'profile' else size_limit
+        self.oversized = {}
         self.clock_period = 1.0 / clock_hz if clock_hz > 0 else None
         self.info = bag_info(bag)
         wanted = list(self.info.topics) if not topics else list(topics)
@@ -151,7 +165,20 @@ class BagPlayer:
             if not self.loop:
                 break
         return PlaybackSummary(dict(self.published), dict(self.skipped_topics), self.skipped_messages,
-                               self.publish_errors, self.loops, time.monotonic() - start, self.bag_span_ns / 1e9)
+                               self.publish_errors, self.loops, time.monotonic() - start, self.bag_span_ns / 1e9,
+                               dict(self.oversized))
+
+    def _check_size(self, topic, raw):
+        """Count (and warn once per topic about) a message larger than the shared-memory segment."""
+        if self.size_limit is None or len(raw) <= self.size_limit:
+            return
+        self.oversized[topic] = self.oversized.get(topic, 0) + 1
+        if self.oversized[topic] == 1:
+            self.node.get_logger().warning(
+                f'{topic}: a {describe_bytes(len(raw))} message is larger than the {describe_bytes(self.size_limit)} '
+                f'shared-memory segment of the Fast DDS profile: subscribers on this host may never receive it, and '
+                f'they cannot tell (make the images smaller, or raise segment_size in the profile of every process); '
+                f'further ones on this topic are only counted')
 
     def _play_once(self, messages):
         wall0 = time.monotonic()
@@ -171,6 +198,7 @@ class BagPlayer:
             if publisher is None:
                 self.skipped_messages += 1
                 continue
+            self._check_size(topic, raw)
             try:
                 publisher.publish(raw)
                 self.published[topic] += 1

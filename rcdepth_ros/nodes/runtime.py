@@ -60,13 +60,25 @@ def lifecycle_state(node):
 
 
 def bring_up(node):
-    """Configure and activate a lifecycle node; return True when it ends active (errors are logged by the node)."""
+    """
+    Configure and activate a lifecycle node; return True when it ends active (the reason is logged by the node).
+
+    On a failure the node is left where the transition left it (unconfigured, or inactive) and the log says so and
+    how to go on: a lifecycle node in that state still serves its parameter and lifecycle services, so a manager
+    (or ``ros2 param set`` + ``ros2 lifecycle set``) can fix the parameter and configure it again.
+    """
     from rclpy.lifecycle import TransitionCallbackReturn
+    name = node.get_fully_qualified_name()
     if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-        node.get_logger().error('configure failed; the node stays unconfigured')
+        node.get_logger().error(
+            f'configure failed; the node stays unconfigured and keeps running: fix the parameter named above '
+            f'(ros2 param set {name} model_path ...), then configure and activate it again (ros2 lifecycle set '
+            f'{name} configure; ros2 lifecycle set {name} activate), or stop it with Ctrl-C')
         return False
     if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-        node.get_logger().error('activate failed; the node stays inactive')
+        node.get_logger().error(
+            f'activate failed; the node stays inactive and keeps running: fix the parameter named above, then '
+            f'activate it again (ros2 lifecycle set {name} activate), or stop it with Ctrl-C')
         return False
     return True
 
@@ -85,20 +97,20 @@ def run(make_node, args=None, lifecycle=True, spin_period_s=0.1):
     """
     Run one node until SIGINT / SIGTERM or until it asks to stop (``node.finished()`` when it has one).
 
-    Returns the process exit status: 1 when a lifecycle node could not be brought up, else 0.
+    A lifecycle node is configured and activated first; when that fails it stays in the state it reached
+    (unconfigured or inactive) and the process keeps spinning, so a lifecycle manager can fix its parameters and
+    bring it up through its services (see ``bring_up``). Returns the process exit status, 0 after a stop.
     """
     rclpy = init_rclpy(args)
     from rclpy.executors import SingleThreadedExecutor
     stop = StopFlag().install()
     node = None
     executor = SingleThreadedExecutor()
-    status = 0
     try:
         node = make_node()
         executor.add_node(node)
-        if lifecycle and not bring_up(node):
-            status = 1
-            return status
+        if lifecycle:
+            bring_up(node)
         finished = getattr(node, 'finished', None)
         while not stop.is_set() and rclpy.ok() and not (finished is not None and finished()):
             executor.spin_once(timeout_sec=spin_period_s)
@@ -115,4 +127,4 @@ def run(make_node, args=None, lifecycle=True, spin_period_s=0.1):
                 node.destroy_node()
         stop.restore()
         rclpy.try_shutdown()
-    return status
+    return 0

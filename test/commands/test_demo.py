@@ -11,7 +11,7 @@ import time
 import cv2
 import pytest
 
-from rcdepth_ros.core.bundled_model import bundled_model_path
+from rcdepth_ros.core.inference.bundled_model import bundled_model_path
 from rcdepth_ros.errors import CheckpointError
 from rcdepth_ros.models import save_checkpoint
 from rcdepth_ros.ros_env import configure_ros_environment

@@ -6,18 +6,18 @@ from pathlib import Path
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from rcdepth_ros.cli import main
-from rcdepth_ros.commands.eval_bag import evaluate_bag
 from rcdepth_ros.core.bags import bag_frames, write_bag
-from rcdepth_ros.core.engine import InferenceEngine
-from rcdepth_ros.core.evaluation import output_coverage
-from rcdepth_ros.core.metrics import compute_frame_metrics
+from rcdepth_ros.core.inference.engine import InferenceEngine
 from rcdepth_ros.data.synthetic import SyntheticConfig, SyntheticReader
+from rcdepth_ros.evaluation.bags import evaluate_bag
+from rcdepth_ros.evaluation.frames import crop_to_field_of_view
+from rcdepth_ros.evaluation.metrics import compute_frame_metrics
 from rcdepth_ros.models import save_checkpoint
 from rcdepth_ros.ros_env import configure_ros_environment
+from support.ros_libraries import forget_cached_imports, install_message_filters, install_sensor_msgs_py
 
 
 @pytest.fixture(scope='module')
@@ -42,13 +42,44 @@ def test_eval_bag_writes_the_metrics_of_every_frame(drive_bag, checkpoint, tmp_p
     assert [f['frame_id'] for f in written['per_frame']] == [str(f.stamp_ns) for f in bag_frames(drive_bag)]
 
 
+def test_eval_bag_evaluates_every_frame_beside_the_real_ros_libraries(drive_bag, checkpoint, tmp_path, capsys,
+                                                                      monkeypatch):
+    """Where sensor_msgs_py and message_filters are installed (stand-ins here), bag messages are still read."""
+    pytest.importorskip('rclpy.time')
+    install_sensor_msgs_py(monkeypatch)
+    install_message_filters(monkeypatch)
+    try:
+        out = tmp_path / 'eval'
+        assert main(['eval-bag', str(drive_bag), '--model', str(checkpoint), '--out', str(out), '--device',
+                     'cpu']) == 0
+        written = json.loads((out / 'metrics.json').read_text())
+        assert written['frames'] == 3 and written['evaluation']['problems'] == {}
+    finally:
+        monkeypatch.undo()
+        forget_cached_imports()
+    capsys.readouterr()
+
+
+def test_eval_bag_refine_flag_reports_the_stage(drive_bag, checkpoint, tmp_path, capsys):
+    out = tmp_path / 'refined'
+    assert main(['eval-bag', str(drive_bag), '--model', str(checkpoint), '--out', str(out), '--device', 'cpu',
+                 '--refine', 'radar']) == 0
+    capsys.readouterr()
+    refine = json.loads((out / 'metrics.json').read_text())['evaluation']['refine']
+    assert refine['settings']['mode'] == 'radar' and sum(refine['frames'].values()) == 3
+    assert refine['frames']['refined'] == 3 and refine['time_ms_p50'] > 0
+    plain = tmp_path / 'plain'
+    assert main(['eval-bag', str(drive_bag), '--model', str(checkpoint), '--out', str(plain), '--device', 'cpu']) == 0
+    assert 'refine' not in json.loads((plain / 'metrics.json').read_text())['evaluation']
+
+
 def test_eval_bag_agrees_with_the_core_on_the_bag_frames(drive_bag, tiny_student):
-    """The same numbers as the engine on BagFrame inputs, with the coverage mask of ``rcdepth eval``."""
+    """The same numbers as the engine on BagFrame inputs, in the field of view every scorer uses."""
     engine = InferenceEngine(tiny_student, device='cpu')
     result, _ = evaluate_bag(drive_bag, engine)
     for frame, metrics in zip(bag_frames(drive_bag), result.frame_list):
         inference = engine.infer(frame.rgb(), frame.radar_points(), frame.intrinsics())
-        gt = np.where(output_coverage(inference.model_input.transform), frame.ground_truth(), 0.0)
+        gt = crop_to_field_of_view(frame.ground_truth(), inference.depth)
         reference = compute_frame_metrics(inference.depth, gt, frame_id=str(frame.stamp_ns))
         assert metrics.valid_pixels == reference.valid_pixels
         assert metrics.caps['80']['mae'] == pytest.approx(reference.caps['80']['mae'], rel=1e-5)

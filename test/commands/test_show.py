@@ -6,7 +6,7 @@ import pytest
 
 from rcdepth_ros.cli import main
 from rcdepth_ros.commands.show import render_sample
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.projection import project_points
 from rcdepth_ros.data.zju import ZJUReader
 
 pytest.importorskip('matplotlib')
@@ -28,7 +28,7 @@ def test_render_draws_points_where_they_project(zju_fixture, tmp_path):
     sample = ZJUReader(root).sample('000001')
     with_points = tmp_path / 'a.png'
     summary = render_sample(sample, with_points)
-    inside = len(geometry.project_points(sample.radar.xyz, sample.intrinsics.K, sample.width, sample.height))
+    inside = len(project_points(sample.radar.xyz, sample.intrinsics.K, sample.width, sample.height))
     assert 0 < inside < len(sample.radar)
     assert summary.startswith(f'radar {inside} of {len(sample.radar)} returns in the image')
     sample.radar = sample.radar.select(np.zeros(0, dtype=int))

@@ -15,7 +15,8 @@ import math
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.projection import project_points
+from rcdepth_ros.core.geometry.transforms import transform_from_translation_quaternion
 from rcdepth_ros.data.agreement import radar_lidar_agreement
 from rcdepth_ros.data.astyx import AstyxReader
 
@@ -35,14 +36,14 @@ def astyx_samples(astyx_root):
 def test_radar_and_lidar_land_in_the_image_at_plausible_depths(astyx_samples):
     for sample in astyx_samples:
         K, width, height = sample.intrinsics.K, sample.width, sample.height
-        lidar = geometry.project_points(sample.lidar_xyz, K, width, height, min_depth=1.0, max_depth=120.0)
-        radar = geometry.project_points(sample.radar.xyz, K, width, height, min_depth=1.0, max_depth=120.0)
+        lidar = project_points(sample.lidar_xyz, K, width, height, min_depth=1.0, max_depth=120.0)
+        radar = project_points(sample.radar.xyz, K, width, height, min_depth=1.0, max_depth=120.0)
         # The shared copy keeps only lidar rows that project into the image with a 10 % margin: through this
         # chain every one of them does (measured: 99.4-99.8 % within 10 %, 100 % within 12 %).
         K_margin = K.copy()
         K_margin[:2, 2] += (0.12 * width, 0.12 * height)
-        in_margin = geometry.project_points(sample.lidar_xyz, K_margin, int(1.24 * width), int(1.24 * height),
-                                            min_depth=1.0, max_depth=120.0)
+        in_margin = project_points(sample.lidar_xyz, K_margin, int(1.24 * width), int(1.24 * height),
+                                   min_depth=1.0, max_depth=120.0)
         assert len(in_margin) >= 0.99 * len(sample.lidar_xyz), sample.frame_id
         assert len(lidar) >= 0.5 * len(sample.lidar_xyz) and len(lidar) > 500, sample.frame_id
         # 50-75 % of radar detections fall inside the image (data README); ahead of the car, not behind it.
@@ -69,9 +70,9 @@ def test_radar_depth_agrees_with_nearby_lidar(astyx_samples):
 
 
 @pytest.mark.parametrize('label, T', [
-    ('yaw 1 deg', geometry.transform_from_translation_quaternion(
+    ('yaw 1 deg', transform_from_translation_quaternion(
         [0, 0, 0], [0, math.sin(math.radians(0.5)), 0, math.cos(math.radians(0.5))])),
-    ('lateral 0.3 m', geometry.transform_from_translation_quaternion([0.3, 0, 0], [0, 0, 0, 1])),
+    ('lateral 0.3 m', transform_from_translation_quaternion([0.3, 0, 0], [0, 0, 0, 1])),
 ])
 def test_a_small_calibration_error_is_detected(astyx_samples, label, T):
     """The agreement figure is sensitive enough to see a 1 degree or 0.3 m error of the radar extrinsic."""

@@ -32,6 +32,21 @@ def test_synthetic_bag_from_the_command_line(tmp_path, capsys):
         np.testing.assert_allclose(frame.radar_points().xyz, sample.radar.xyz, atol=1e-4)
 
 
+def test_synthetic_default_is_one_short_drive_with_contiguous_stamps_and_its_size_said(tmp_path, capsys):
+    out = tmp_path / 'drive'
+    config = 'config={num_drives: 3, frames_per_drive: 4, height: 64, width: 96, lidar_beams: 4}'
+    assert make_bag('--source', 'synthetic', '-o', config, str(out)) == 0
+    captured = capsys.readouterr()
+    assert 'writing 4 frames (0.3 s of bag time) of the first synthetic drive' in captured.err
+    assert 'MB for 4 frames (from the first frame)' in captured.err
+    info = bag_info(out)
+    assert info.frame_ids() == [f'drive0000/{i:04d}' for i in range(4)]
+    assert info.duration_s == pytest.approx(0.3) and f'{out}: 4 frames' in captured.out
+    # every drive when asked: they follow one another, 1 s apart, not an hour
+    assert make_bag('--source', 'synthetic', '-o', config, '--frames', '0-11', str(tmp_path / 'all')) == 0
+    assert bag_info(tmp_path / 'all').duration_s == pytest.approx(3 * 0.3 + 2 * 1.1)
+
+
 def test_existing_output_needs_force(tmp_path, capsys):
     out = tmp_path / 'drive'
     assert make_bag('--source', 'synthetic', *SYNTHETIC, '--frames', '0', str(out)) == 0

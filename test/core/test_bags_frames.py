@@ -9,20 +9,22 @@ cache the camera_info, and move each cloud into the camera at the image time by 
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
 from rcdepth_ros.core.bags import bag_frames, BagLayout, offered_qos
 from rcdepth_ros.core.bags.tf import tf_message, transform_stamped
-from rcdepth_ros.core.conversions import intrinsics_to_camera_info, numpy_to_image, numpy_to_pointcloud2
-from rcdepth_ros.core.msgtypes import make_header, rosbags_message_types
+from rcdepth_ros.core.geometry.transforms import transform_from_translation_quaternion, transform_points
+from rcdepth_ros.core.messages.camera_info import intrinsics_to_camera_info
+from rcdepth_ros.core.messages.clouds import numpy_to_pointcloud2
+from rcdepth_ros.core.messages.images import numpy_to_image
+from rcdepth_ros.core.messages.msgtypes import make_header, rosbags_message_types
 from rcdepth_ros.core.sensor_types import CameraIntrinsics
 from rcdepth_ros.errors import BagError
 
 T0 = 1_600_000_000_000_000_000
 MS = 1_000_000
 K = np.array([[50.0, 0.0, 16.0], [0.0, 50.0, 12.0], [0.0, 0.0, 1.0]])
-T_BASE_CAM = geometry.transform_from_translation_quaternion((1.5, 0.0, 1.3), (-0.5, 0.5, -0.5, 0.5))
-T_BASE_RADAR = geometry.transform_from_translation_quaternion((3.5, 0.2, 0.5), (0.0, 0.0, 0.0, 1.0))
-T_BASE_REAR = geometry.transform_from_translation_quaternion((-1.0, 0.0, 0.5), (0.0, 0.0, 1.0, 0.0))
+T_BASE_CAM = transform_from_translation_quaternion((1.5, 0.0, 1.3), (-0.5, 0.5, -0.5, 0.5))
+T_BASE_RADAR = transform_from_translation_quaternion((3.5, 0.2, 0.5), (0.0, 0.0, 0.0, 1.0))
+T_BASE_REAR = transform_from_translation_quaternion((-1.0, 0.0, 0.5), (0.0, 0.0, 1.0, 0.0))
 
 
 def pose(t_ns):
@@ -121,10 +123,10 @@ def test_radar_points_are_motion_compensated_through_tf(recorded):
     radar = frame.radar_points()
     xyz = np.array([[10.0, 0.0, 0.0], [20.0, 2.0, 0.5], [5.0, -1.0, 0.0]])
     front = radar.xyz[:3]
-    np.testing.assert_allclose(front, geometry.transform_points(xyz, T_expected), atol=2e-3)
+    np.testing.assert_allclose(front, transform_points(xyz, T_expected), atol=2e-3)
     assert radar.frame_id == 'camera' and len(radar) == 3 * len(frame.radar)
     static_only = np.linalg.inv(T_BASE_CAM) @ T_BASE_RADAR
-    assert np.abs(geometry.transform_points(xyz, static_only) - front).max() > 0.01, 'motion matters here'
+    assert np.abs(transform_points(xyz, static_only) - front).max() > 0.01, 'motion matters here'
     extrinsics = frame.extrinsics()
     np.testing.assert_allclose(extrinsics['radar_front'], static_only, atol=1e-12)
     np.testing.assert_allclose(extrinsics['base_link'], np.linalg.inv(T_BASE_CAM), atol=1e-12)

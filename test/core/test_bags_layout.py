@@ -3,7 +3,7 @@
 import pytest
 
 from rcdepth_ros.core.bags import BagLayout, offered_qos, RADAR_FIELDS
-from rcdepth_ros.core.radar import RadarFieldMap
+from rcdepth_ros.core.messages.radar import RadarFieldMap
 from rcdepth_ros.errors import BagError, ConfigError
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from rcdepth_ros.commands.make_bag import nuscenes_radar_records
-from rcdepth_ros.core import geometry
 from rcdepth_ros.core.bags import bag_frames, BagLayout, BagWriteOptions, write_bag
-from rcdepth_ros.core.radar import read_nuscenes_pcd
+from rcdepth_ros.core.geometry.transforms import transform_from_translation_quaternion, transform_points
+from rcdepth_ros.data.radar_files import read_nuscenes_pcd
 from rcdepth_ros.data.registry import open_reader
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import get_typestore, Stores
@@ -44,7 +44,7 @@ def stamp_ns(header):
 
 def matrix(transform):
     t, q = transform.transform.translation, transform.transform.rotation
-    return geometry.transform_from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+    return transform_from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
 
 def cloud_array(msg):
@@ -198,7 +198,7 @@ def check_bag(path, samples, options=None, layout=None, raw_radar=None):
             if role in sample.extrinsics and frame != sample.frames['camera']:
                 np.testing.assert_allclose(tree.camera_from(sample.frames['camera'], sample.stamp_ns, frame, stamp),
                                            T, atol=1e-6)
-            radar_parts[i].append((geometry.transform_points(xyz, T), rcs, v_radial, vxy))
+            radar_parts[i].append((transform_points(xyz, T), rcs, v_radial, vxy))
     for i, sample in enumerate(samples):
         xyz = np.concatenate([p[0] for p in radar_parts[i]])
         np.testing.assert_allclose(xyz, sample.radar.xyz, atol=POINT_TOLERANCE)
@@ -217,7 +217,7 @@ def check_bag(path, samples, options=None, layout=None, raw_radar=None):
             assert [(f.name, f.datatype, f.count) for f in cloud.fields] == [('x', 7, 1), ('y', 7, 1), ('z', 7, 1)]
             points = cloud_array(cloud)
             xyz = np.stack([points['x'], points['y'], points['z']], axis=1).astype(np.float64)
-            np.testing.assert_allclose(geometry.transform_points(xyz, applied(sample, 'lidar')), sample.lidar_xyz,
+            np.testing.assert_allclose(transform_points(xyz, applied(sample, 'lidar')), sample.lidar_xyz,
                                        atol=POINT_TOLERANCE)
     depth_topics = []
     if options.lidar and samples[0].lidar_xyz is None:

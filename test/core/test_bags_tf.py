@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
 from rcdepth_ros.core.bags.tf import (interpolate_transform, tf_message, transform_stamped, transform_to_matrix,
                                       TransformBuffer)
-from rcdepth_ros.core.msgtypes import rosbags_message_types
+from rcdepth_ros.core.geometry.transforms import transform_from_translation_quaternion
+from rcdepth_ros.core.messages.msgtypes import rosbags_message_types
 from rcdepth_ros.errors import BagError
 
 
 def rigid(rng):
     q = rng.normal(size=4)
-    return geometry.transform_from_translation_quaternion(rng.normal(scale=5.0, size=3), q / np.linalg.norm(q))
+    return transform_from_translation_quaternion(rng.normal(scale=5.0, size=3), q / np.linalg.norm(q))
 
 
 def yaw(angle, translation=(0.0, 0.0, 0.0)):

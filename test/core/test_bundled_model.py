@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rcdepth_ros.core.bundled_model import bundled_model_path, resolve_model_path
+from rcdepth_ros.core.inference.bundled_model import bundled_model_path, resolve_model_path
 from rcdepth_ros.errors import CheckpointError
 
 
@@ -33,7 +33,7 @@ def test_explicit_path_wins(tmp_path):
 
 
 def test_the_bundled_model_of_a_data_source(tmp_path):
-    from rcdepth_ros.core.bundled_model import bundled_model_for
+    from rcdepth_ros.core.inference.bundled_model import bundled_model_for
     _checkpoint(tmp_path, 'xdrcdepth_demo_synthetic')
     (tmp_path / 'xdrcdepth_astyx.safetensors').write_bytes(b'weights')
     (tmp_path / 'xdrcdepth_astyx.json').write_text(json.dumps({'format': 'rcdepth-checkpoint', 'version': 1,
@@ -41,3 +41,24 @@ def test_the_bundled_model_of_a_data_source(tmp_path):
     assert bundled_model_for('astyx', tmp_path).name == 'xdrcdepth_astyx.safetensors'
     assert bundled_model_for('synthetic', tmp_path).name == 'xdrcdepth_demo_synthetic.safetensors'
     assert bundled_model_path(tmp_path).name == 'xdrcdepth_demo_synthetic.safetensors'   # the node's default
+
+
+def test_every_place_that_names_the_bundled_model_says_it_is_synthetic_only():
+    import argparse
+
+    from rcdepth_ros.commands import demo, eval_bag
+    from rcdepth_ros.core.inference.bundled_model import SYNTHETIC_ONLY
+    from rcdepth_ros.nodes import params
+    from rcdepth_ros.paths import SOURCE_ROOT
+    assert 'synthetic scenes only' in SYNTHETIC_ONLY
+    assert SYNTHETIC_ONLY in params.BY_NAME['model_path'].description          # ros2 param describe
+    for command in (eval_bag, demo):                                            # --model help
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser)
+        assert SYNTHETIC_ONLY in ' '.join(parser.format_help().split())
+    for name in ('launch/rcdepth.launch.py', 'launch/playback_eval.launch.py', 'config/rcdepth.yaml'):
+        lines = [line for line in (SOURCE_ROOT / name).read_text().splitlines() if 'bundled model' in line]
+        assert lines and all('synthetic scenes only' in line for line in lines), name
+    for page in ('README.md', 'docs/node.md', 'docs/models.md'):
+        text = ' '.join((SOURCE_ROOT / page).read_text().split())
+        assert 'bundled model' in text and 'synthetic scenes only' in text, page

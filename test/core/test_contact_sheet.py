@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from rcdepth_ros.config import InputConfig
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.contact_sheet import error_map, render_sheet, SheetRow, sparse_to_original, write_sheet
+from rcdepth_ros.core.geometry.model_input import prepare_model_input
+from rcdepth_ros.core.geometry.projection import sparse_depth_image
+from rcdepth_ros.core.pictures.contact_sheet import error_map, render_sheet, SheetRow, sparse_to_original, write_sheet
 from rcdepth_ros.core.sensor_types import RadarPoints
 
 
@@ -14,9 +15,9 @@ def test_sparse_model_map_lands_where_the_returns_project_in_the_original_image(
     rng = np.random.default_rng(0)
     xyz = np.column_stack([rng.uniform(-8, 8, 50), rng.uniform(-1, 2, 50), rng.uniform(8, 60, 50)])
     cfg = InputConfig(height=192, width=640)
-    model_input = geometry.prepare_model_input(np.zeros((450, 800, 3), np.uint8), RadarPoints(xyz), K, cfg)
+    model_input = prepare_model_input(np.zeros((450, 800, 3), np.uint8), RadarPoints(xyz), K, cfg)
     back = sparse_to_original(model_input.radar_raw[:, :, 0], model_input.transform)
-    truth = geometry.sparse_depth_image(xyz, K, 800, 450, 1.0)
+    truth = sparse_depth_image(xyz, K, 800, 450, 1.0)
     assert back.shape == (450, 800)
     for v, u in zip(*np.nonzero(back)):
         window = truth[max(v - 2, 0):v + 3, max(u - 2, 0):u + 3]

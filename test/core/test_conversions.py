@@ -7,12 +7,11 @@ from hypothesis import given, strategies as st
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import conversions
-from rcdepth_ros.core.conversions import (
-    camera_info_to_intrinsics, compressed_to_numpy, compressed_to_rgb, depth_from_image_msg, depth_to_image_msg,
-    encoding_info, ENCODINGS, image_to_numpy, image_to_rgb, intrinsics_to_camera_info, numpy_to_compressed,
-    numpy_to_image)
-from rcdepth_ros.core.msgtypes import make_header, ros_message_types, rosbags_message_types, stamp_to_ns
+from rcdepth_ros.core.messages.camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
+from rcdepth_ros.core.messages.images import (_cv_bridge, compressed_to_numpy, compressed_to_rgb, depth_from_image_msg,
+                                              depth_to_image_msg, encoding_info, ENCODINGS, image_to_numpy,
+                                              image_to_rgb, numpy_to_compressed, numpy_to_image)
+from rcdepth_ros.core.messages.msgtypes import make_header, ros_message_types, rosbags_message_types, stamp_to_ns
 from rcdepth_ros.core.sensor_types import CameraIntrinsics
 from rcdepth_ros.errors import ConversionError, RcdepthError
 
@@ -360,7 +359,7 @@ def _camera_info(**overrides):
     ({'k': [np.nan, 0, 320, 0, 500.0, 240, 0, 0, 1]}, 'finite'),
     ({'k': [500.0, 0, np.inf, 0, 500.0, 240, 0, 0, 1]}, 'finite'),
     ({'k': [500.0, 0, 320]}, 'k must hold 9 numbers, got 3'),
-    ({'width': 0}, 'image size must be positive, got 0x480'),
+    ({'width': 0}, r'image size must be positive, got 480x0 \(HxW\)'),
     ({'height': -3}, 'height must be >= 0'),
 ])
 def test_bad_camera_info(overrides, problem):
@@ -372,7 +371,7 @@ def test_bad_camera_info(overrides, problem):
 # -- cv_bridge delegation (only on a ROS 2 install) -----------------------------------------------------------------
 
 def test_cv_bridge_gives_identical_results_when_installed(monkeypatch):
-    if conversions._cv_bridge() is None:
+    if _cv_bridge() is None:
         pytest.skip("ROS 2 cv_bridge is not importable here (not installable from PyPI); the package's own "
                     'Image code is used and tested above')
     ros = ros_message_types()
@@ -381,10 +380,10 @@ def test_cv_bridge_gives_identical_results_when_installed(monkeypatch):
         msg = numpy_to_image(pixels, encoding, types=ros)
         with_bridge = image_to_numpy(msg)
         monkeypatch.setenv('RCDEPTH_ROS_TOOLS', '0')
-        conversions._cv_bridge.cache_clear()
+        _cv_bridge.cache_clear()
         own = image_to_numpy(msg)
         own_msg = numpy_to_image(pixels, encoding, types=ros)
         monkeypatch.delenv('RCDEPTH_ROS_TOOLS')
-        conversions._cv_bridge.cache_clear()
+        _cv_bridge.cache_clear()
         assert _same_bits(with_bridge, own) and _same_bits(with_bridge, pixels)
         assert (own_msg.step, bytes(own_msg.data)) == (msg.step, bytes(msg.data))

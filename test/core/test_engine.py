@@ -8,8 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
-from rcdepth_ros.core.engine import InferenceEngine, resolve_device
-from rcdepth_ros.core.geometry import prepare_model_input
+from rcdepth_ros.core.geometry.model_input import prepare_model_input
+from rcdepth_ros.core.inference.engine import InferenceEngine, resolve_device
 from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
 from rcdepth_ros.errors import ConfigError, ModelInputError, ProjectionError
 from rcdepth_ros.models import build_model, save_checkpoint
@@ -102,7 +102,7 @@ def test_bad_device_and_layer_and_intrinsics(tiny_student):
         InferenceEngine(tiny_student, saliency_layer='decoder.missing')
     engine = InferenceEngine(tiny_student, device='cpu')
     image, radar = _frame()
-    with pytest.raises(ProjectionError, match='intrinsics are for a 640x480 image'):
+    with pytest.raises(ProjectionError, match=r'intrinsics are for a 480x640 \(HxW\) image'):
         engine.infer(image, radar, CameraIntrinsics(K, 640, 480))
     with pytest.raises(ProjectionError):
         engine.infer(image[..., 0], radar, K)

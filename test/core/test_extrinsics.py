@@ -3,15 +3,16 @@
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
 from rcdepth_ros.core.bags.tf import TransformBuffer
-from rcdepth_ros.core.extrinsics import static_extrinsics_from_buffer, StaticExtrinsics, TransformBufferExtrinsics
+from rcdepth_ros.core.geometry.extrinsics import (static_extrinsics_from_buffer, StaticExtrinsics,
+                                                  TransformBufferExtrinsics)
+from rcdepth_ros.core.geometry.transforms import invert_transform, transform_from_translation_quaternion
 from rcdepth_ros.errors import ProjectionError
 
 
 def _pose(x, yaw_deg=0.0):
     half = np.deg2rad(yaw_deg) / 2
-    return geometry.transform_from_translation_quaternion((x, 0.2, -0.1), (0.0, np.sin(half), 0.0, np.cos(half)))
+    return transform_from_translation_quaternion((x, 0.2, -0.1), (0.0, np.sin(half), 0.0, np.cos(half)))
 
 
 def test_static_lookup_chains_through_the_camera_and_names_unknown_frames():
@@ -19,7 +20,7 @@ def test_static_lookup_chains_through_the_camera_and_names_unknown_frames():
     extrinsics = StaticExtrinsics({'radar': radar, 'lidar': lidar}, 'cam')
     assert np.allclose(extrinsics.lookup('cam', 0, 'radar', 5), radar)
     assert np.allclose(extrinsics.lookup('cam', 0, 'cam', 0), np.eye(4))
-    assert np.allclose(extrinsics.lookup('lidar', 0, 'radar', 0), geometry.invert_transform(lidar) @ radar)
+    assert np.allclose(extrinsics.lookup('lidar', 0, 'radar', 0), invert_transform(lidar) @ radar)
     with pytest.raises(ProjectionError, match="'sonar'.*known frames \\['lidar', 'radar'\\]"):
         extrinsics.lookup('cam', 0, 'sonar', 0)
     any_camera = StaticExtrinsics({'radar': radar})       # camera frame name not configured: the image's is used
@@ -42,7 +43,7 @@ def test_buffer_lookups_static_and_through_the_world_frame():
     buffer.set_transform('odom', 'cam', moved, 10 ** 9, static=False)
     moving = TransformBufferExtrinsics(buffer, 'odom')
     T = moving.lookup('cam', 10 ** 9, 'radar', 0)      # radar fired at t=0, image at t=1 s
-    assert np.allclose(T, geometry.invert_transform(moved) @ radar)
+    assert np.allclose(T, invert_transform(moved) @ radar)
     with pytest.raises(ProjectionError, match='lidar'):
         moving.lookup('cam', 10 ** 9, 'lidar', 0)
 
@@ -56,4 +57,4 @@ def test_static_extrinsics_ignore_the_dynamic_parent_and_chain_siblings():
     extrinsics = static_extrinsics_from_buffer(buffer, 'cam')
     assert extrinsics.frames() == ['base_link', 'radar']
     assert np.allclose(extrinsics.lookup('cam', 0, 'radar', 0),
-                       geometry.invert_transform(base_from_camera) @ base_from_radar)
+                       invert_transform(base_from_camera) @ base_from_radar)

@@ -9,9 +9,9 @@ import types as pytypes
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import msgtypes
-from rcdepth_ros.core.msgtypes import (
-    convert_header, make_header, NAMES, ros_message_types, rosbags_message_types, stamp_to_ns)
+from rcdepth_ros.core.messages import msgtypes
+from rcdepth_ros.core.messages.msgtypes import (convert_header, make_header, NAMES, ros_message_types,
+                                                rosbags_message_types, stamp_to_ns)
 from rcdepth_ros.errors import ConversionError, RcdepthError
 
 FLAVOURS = ['rclpy', 'rosbags']
@@ -127,8 +127,8 @@ def test_rosbags_store_without_a_type_is_a_clear_error():
 def test_rclpy_build_works_with_field_checks_enabled():
     """ROS_PYTHON_CHECK_FIELDS=1 makes the generated setters validate every byte; the build must not use them."""
     code = ('import numpy as np\n'
-            'from rcdepth_ros.core.conversions import image_to_numpy, numpy_to_image, numpy_to_pointcloud2, '
-            'read_points\n'
+            'from rcdepth_ros.core.messages.clouds import numpy_to_pointcloud2, read_points\n'
+            'from rcdepth_ros.core.messages.images import image_to_numpy, numpy_to_image\n'
             'a = np.arange(12, dtype=np.float32).reshape(3, 4)\n'
             'assert np.array_equal(image_to_numpy(numpy_to_image(a, "32FC1")), a)\n'
             'cloud = numpy_to_pointcloud2({"x": np.arange(3, dtype=np.float32)})\n'

@@ -3,7 +3,7 @@
 from hypothesis import given, strategies as st
 import numpy as np
 
-from rcdepth_ros.core.geometry import nearest_per_pixel, PixelHits
+from rcdepth_ros.core.geometry.projection import nearest_per_pixel, PixelHits
 
 
 def _brute_force(u, v, z, width):

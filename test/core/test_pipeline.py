@@ -1,19 +1,18 @@
-"""The frame pipeline the node and eval-bag share: matching, caches, time jumps, radar gathering, outputs, metrics."""
+"""The frame pipeline the node and eval-bag share: matching, caches, time jumps, radar gathering, outputs."""
 
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.engine import InferenceEngine
-from rcdepth_ros.core.extrinsics import StaticExtrinsics
-from rcdepth_ros.core.frame_messages import CAMERA_FRAME, FrameMessageFactory, LIDAR_FRAME
-from rcdepth_ros.core.msgtypes import rosbags_message_types
-from rcdepth_ros.core.pipeline import (eval_crop, evaluate_frame, FrameAssembler, FrameRequest,
-                                       lidar_ground_truth, PipelineSettings, process_frame, published_depth,
-                                       radar_in_camera)
-from rcdepth_ros.core.radar_cache import Sweep
+from rcdepth_ros.core.geometry.extrinsics import StaticExtrinsics
+from rcdepth_ros.core.geometry.projection import sparse_depth_image
+from rcdepth_ros.core.inference.engine import InferenceEngine
+from rcdepth_ros.core.messages.msgtypes import rosbags_message_types
+from rcdepth_ros.core.runtime.caches import Sweep
+from rcdepth_ros.core.runtime.pipeline import (FrameAssembler, FrameRequest, PipelineSettings, process_frame,
+                                               published_depth, radar_in_camera)
 from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.errors import FrameError
+from support.frame_messages import CAMERA_FRAME, FrameMessageFactory
 
 T0 = 1_700_000_000 * 10 ** 9
 PERIOD = 100_000_000
@@ -91,6 +90,31 @@ def test_bad_camera_info_is_counted_and_not_cached(factory):
     assert info.value.reason == 'no_camera_info'
 
 
+def test_a_frame_whose_own_camera_info_is_refused_is_not_processed_with_another(factory, engine, extrinsics):
+    assembler, requests, events = _assembler()
+    _feed(assembler, factory, T0)
+    assert process_frame(engine, assembler.complete(requests[0]), extrinsics).depth.shape == (120, 160)
+    bad = factory.camera_info(T0 + PERIOD)
+    bad.k = np.zeros(9)                                       # K = 0: an uncalibrated camera
+    assembler.add_camera_info(bad)
+    _feed(assembler, factory, T0 + PERIOD, camera_info=False)
+    request = assembler.complete(requests[1], wait_s=5.0)    # its own one was seen (refused): no waiting
+    assert request.camera_info is None and 'uncalibrated' in request.camera_info_refused
+    with pytest.raises(FrameError) as info:
+        process_frame(engine, request, extrinsics)
+    assert info.value.reason == 'no_camera_info' and 'refused' in str(info.value)
+    assert [reason for reason, _ in events] == ['bad_camera_info']
+    assert assembler.stats()['counters']['bad_camera_info'] == 1
+    # the next frame brings a good camera_info and is processed; an unstamped refused one belongs to no frame
+    _feed(assembler, factory, T0 + 2 * PERIOD)
+    assert process_frame(engine, assembler.complete(requests[2]), extrinsics).depth.shape == (120, 160)
+    unstamped = factory.camera_info(0)
+    unstamped.k = np.zeros(9)
+    assembler.add_camera_info(unstamped)
+    _feed(assembler, factory, T0 + 3 * PERIOD, camera_info=False)
+    assert assembler.complete(requests[3]).camera_info is not None
+
+
 def test_time_jumping_backwards_resets_the_synchroniser_and_caches(factory):
     assembler, requests, events = _assembler()
     for i in range(3):
@@ -137,7 +161,7 @@ def test_process_frame_outputs_and_the_radar_the_model_saw(factory, engine, extr
     assert result.radar_depth.shape == (64, 128)
     # The radar depth image is the returns projected with the model-resolution K: check one return.
     radar_cam = factory.radar_camera(T0)
-    expected = geometry.sparse_depth_image(radar_cam.xyz, result.radar_K, 128, 64, 1.0, 100.0)
+    expected = sparse_depth_image(radar_cam.xyz, result.radar_K, 128, 64, 1.0, 100.0)
     assert np.allclose(result.radar_depth, expected, atol=1e-3)
     assert {'decode', 'radar', 'forward', 'total'} <= set(result.timings)
     # The same numbers as the engine called directly on the decoded inputs.
@@ -194,25 +218,6 @@ def test_frame_problems_raise_frame_error_with_their_counter(factory, engine, ex
     # camera_info following the new size makes the new size work
     assembler.add_camera_info(big.camera_info(T0 + PERIOD))
     assert process_frame(engine, assembler.complete(requests[1]), extrinsics).depth.shape == (150, 200)
-
-
-def test_lidar_ground_truth_and_metrics(factory, extrinsics):
-    T = extrinsics.lookup(CAMERA_FRAME, T0, LIDAR_FRAME, T0)
-    gt = lidar_ground_truth(factory.lidar(T0), T, factory.intrinsics.K, 160, 120)
-    expected = geometry.sparse_depth_image(factory.lidar_camera(T0), factory.intrinsics.K, 160, 120)
-    assert np.allclose(gt, expected, atol=1e-3) and (gt > 0).sum() > 500
-    depth = np.where(gt > 0, gt, 20.0).astype(np.float32)
-    depth[:30] = np.nan                                       # rows the model did not see
-    depth[60, 5] = np.nan                                     # a hole inside a seen row: a failure
-    cropped = eval_crop(gt, depth)
-    assert (cropped[:30] == 0).all() and np.array_equal(cropped[30:], gt[30:])
-    metrics = evaluate_frame(depth, gt, T0)
-    assert metrics.frame_id == str(T0)
-    assert metrics.nonfinite_pred == int(gt[60, 5] > 0)
-    if gt[60, 5] == 0:
-        assert metrics.caps['80']['mae'] == pytest.approx(0.0, abs=1e-3)
-    with pytest.raises(FrameError):
-        eval_crop(gt, depth[:10])
 
 
 def test_published_depth_marks_invalid_as_nan():

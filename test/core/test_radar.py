@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from rcdepth_ros.core.radar import (
-    pcd_dtype, radar_from_structured, RadarFieldMap, radial_velocity_from_vxy, read_astyx_radar,
-    read_nuscenes_pcd, read_pcd)
+from rcdepth_ros.core.messages.radar import radar_from_structured, RadarFieldMap, radial_velocity_from_vxy
+from rcdepth_ros.data.radar_files import pcd_dtype, read_astyx_radar, read_nuscenes_pcd, read_pcd
 from rcdepth_ros.errors import RadarFormatError, RcdepthError
 
 NUSCENES_FIELDS = ['x', 'y', 'z', 'dyn_prop', 'id', 'rcs', 'vx', 'vy', 'vx_comp', 'vy_comp', 'is_quality_valid',

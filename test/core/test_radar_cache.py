@@ -2,7 +2,7 @@
 
 import pytest
 
-from rcdepth_ros.core.radar_cache import RadarCache, StampedCache
+from rcdepth_ros.core.runtime.caches import RadarCache, StampedCache
 
 MS = 1_000_000
 
@@ -24,7 +24,7 @@ def test_cache_keeps_stamp_order_and_its_bounds():
         StampedCache(span_s=0)
 
 
-def test_nearest_within_tolerance_and_pop_until():
+def test_nearest_within_tolerance_and_clear():
     cache = StampedCache(span_s=10.0)
     for stamp in (100, 200, 300):
         cache.add(stamp * MS, stamp)
@@ -32,8 +32,7 @@ def test_nearest_within_tolerance_and_pop_until():
     assert cache.nearest(150 * MS, 50 * MS) == (100 * MS, 100)        # a tie goes to the earlier one
     assert cache.nearest(150 * MS, 49 * MS) is None
     assert cache.nearest(1000 * MS, 10 ** 12) == (300 * MS, 300)
-    assert cache.pop_until(200 * MS) == [(100 * MS, 100), (200 * MS, 200)]
-    assert len(cache) == 1
+    assert len(cache) == 3
     cache.clear()
     assert len(cache) == 0 and cache.newest_stamp() is None
 

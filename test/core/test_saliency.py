@@ -1,7 +1,7 @@
 """Grad-CAM: the formula, normalisation, target sensitivity, the differentiable variant, nothing kept between calls."""
 
 import pytest
-from rcdepth_ros.core.saliency import compute_saliency, grad_cam, GradCAM, normalise_maps, saliency_target
+from rcdepth_ros.core.inference.saliency import compute_saliency, grad_cam, GradCAM, normalise_maps, saliency_target
 from rcdepth_ros.errors import ConfigError, ModelInputError
 from rcdepth_ros.models.export import example_inputs
 import torch

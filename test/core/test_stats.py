@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rcdepth_ros.core.stats import Counters, LatencyStats, RateMeter, Throttle
+from rcdepth_ros.core.runtime.stats import Counters, LatencyStats, RateMeter, Throttle
 
 
 def test_rate_is_the_inverse_mean_period_within_the_window():

@@ -6,20 +6,20 @@ from hypothesis import given, strategies as st
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import sync as sync_module
-from rcdepth_ros.core.msgtypes import make_header, ros_message_types
-from rcdepth_ros.core.sync import (
-    ApproximateTimeSynchronizer, CountingSynchronizer, make_synchronizer, message_stamp_ns, SimpleFilter)
+from rcdepth_ros.core.messages.msgtypes import make_header, ros_message_types
+from rcdepth_ros.core.runtime import sync as sync_module
+from rcdepth_ros.core.runtime.sync import (ApproximateTimeSynchronizer, CountingSynchronizer, make_synchronizer,
+                                           message_stamp_ns, SimpleFilter)
 from rcdepth_ros.errors import RcdepthError, SyncError
+from support.ros_libraries import install_message_filters
 
 MS = 1_000_000
 
 
 def _msg(stamp_ns, tag=''):
-    sec, nanosec = divmod(stamp_ns, 1_000_000_000)
-    return pytypes.SimpleNamespace(header=pytypes.SimpleNamespace(stamp=pytypes.SimpleNamespace(sec=sec,
-                                                                                                nanosec=nanosec),
-                                                                  frame_id=''), tag=tag, stamp_ns=stamp_ns)
+    """Return a message with a real std_msgs Header (the real message_filters accepts only builtin Time stamps)."""
+    return pytypes.SimpleNamespace(header=make_header(ros_message_types(), stamp_ns, ''), tag=tag,
+                                   stamp_ns=stamp_ns)
 
 
 def _stamps(matched):
@@ -222,10 +222,116 @@ def test_make_synchronizer_uses_the_package_code_without_message_filters(monkeyp
     assert got == [2] and sync.stats()['radar']['matched'] == 1
 
 
-def test_real_message_filters_has_the_same_counts_when_installed():
+def test_test_messages_carry_stamps_the_real_library_accepts():
+    """message_filters turns every header stamp into ``rclpy.time.Time.from_msg(stamp)`` (builtin Time only)."""
+    time = pytest.importorskip('rclpy.time')
+    assert time.Time.from_msg(_msg(1_500_000_123).header.stamp).nanoseconds == 1_500_000_123
+
+
+def _jittered_stream(rng, count=120, resolution_ms=5):
+    """
+    Return arrival-ordered (input, stamp_ns) events of a 12 Hz camera and a 13 Hz radar with jittered periods.
+
+    Stamps are rounded to ``resolution_ms`` (so two sweeps are often equally far from an image) and arrive up to
+    0.2 s late (so often out of stamp order).
+    """
+    events = []
+    for index, hz in ((0, 12.0), (1, 13.0)):
+        t = rng.uniform(0, 0.1)
+        for _ in range(count):
+            t += 1 / hz + rng.normal(0, 0.02)
+            stamp_ms = int(round(t * 1000 / resolution_ms)) * resolution_ms
+            events.append((stamp_ms / 1000 + rng.uniform(0, 0.2), index, stamp_ms * MS))
+    return [(index, stamp) for _, index, stamp in sorted(events)]
+
+
+def _pairs(sync_class_or_factory, events, queue_size, slop):
+    filters = [SimpleFilter(), SimpleFilter()]
+    sync = sync_class_or_factory(filters, queue_size, slop)
+    pairs = []
+    sync.registerCallback(lambda image, radar: pairs.append((image.tag, radar.tag)))
+    for serial, (index, stamp) in enumerate(events):
+        filters[index].signalMessage(_msg(stamp, serial))
+    return pairs
+
+
+def test_a_tie_keeps_the_message_that_arrived_first():
+    """Two radar sweeps equally far from an image: message_filters keeps the first to arrive, not the earlier stamp."""
+    for arrival in ((110, 90), (90, 110)):
+        sync = ApproximateTimeSynchronizer(2, 10, 0.05)
+        for stamp in arrival:
+            sync.push(1, _msg(stamp * MS))
+        assert _stamps(sync.push(0, _msg(100 * MS))) == (100 * MS, arrival[0] * MS)
+    # A message that replaces a queued one with the same stamp keeps the queued one's place in the arrival order.
+    sync = ApproximateTimeSynchronizer(2, 10, 0.05)
+    for stamp, tag in ((110, 'a'), (90, 'b'), (110, 'c')):
+        sync.push(1, _msg(stamp * MS, tag))
+    assert sync.push(0, _msg(100 * MS))[1].tag == 'c'
+    # Three inputs: each input's candidates are ordered nearest first, ties in arrival order.
+    sync = ApproximateTimeSynchronizer(3, 10, 0.05)
+    for index, stamp in ((2, 120), (1, 110), (1, 90), (2, 80)):
+        sync.push(index, _msg(stamp * MS))
+    assert _stamps(sync.push(0, _msg(100 * MS))) == (100 * MS, 110 * MS, 120 * MS)
+
+
+class _ArrivalOrderReference:
+    """
+    message_filters' pairing rule for two inputs, written from its description, not its code.
+
+    On each arrival, the partner is the queued message of the other input nearest in stamp, with a stamp difference
+    below ``slop``; among equally near ones, the one queued first. A queue keeps ``queue_size`` stamps (the smallest
+    goes); a repeated stamp replaces the queued message in its place.
+    """
+
+    def __init__(self, filters, queue_size, slop):
+        self.queues = [{}, {}]
+        self.queue_size, self.slop_ns = queue_size, int(slop * 1e9)
+        self.callbacks = []
+        for index, f in enumerate(filters):
+            f.registerCallback(self.add, index)
+
+    def registerCallback(self, cb):  # noqa: N802 - message_filters' name
+        self.callbacks.append(cb)
+
+    def add(self, msg, index):
+        stamp = msg.stamp_ns
+        own, other = self.queues[index], self.queues[1 - index]
+        own[stamp] = msg
+        while len(own) > self.queue_size:
+            del own[min(own)]
+        if stamp not in own or not other:
+            return
+        partner = min(other, key=lambda s: abs(s - stamp))     # min() keeps the first of equals: arrival order
+        if abs(partner - stamp) < self.slop_ns:
+            pair = [own.pop(stamp), other.pop(partner)]
+            for cb in self.callbacks:
+                cb(*(pair if index == 0 else pair[::-1]))
+
+
+def test_pairs_equal_the_arrival_order_rule_on_coarse_stamps():
+    """With 5 ms stamps ties are common; the pairs must be the ones message_filters' rule gives, run after run."""
+    rng = np.random.default_rng(11)
+    differing = []
+    for run in range(40):
+        events = _jittered_stream(rng)
+        queue_size, slop = int(rng.integers(2, 8)), float(rng.choice([0.02, 0.03, 0.04, 0.05]))
+        ours = _pairs(ApproximateTimeSynchronizer, events, queue_size, slop)
+        reference = _pairs(_ArrivalOrderReference, events, queue_size, slop)
+        if ours != reference:
+            differing.append((run, len(ours), len(reference)))
+    assert differing == []
+
+
+def _real_message_filters():
     if not sync_module.message_filters_available():
-        pytest.skip('message_filters (ROS 2) is not importable here; the package synchroniser is used')
+        pytest.skip('message_filters (ROS 2) is not importable here (not on PyPI); the package synchroniser is used '
+                    'and checked against its documented tie rule above')
     import message_filters
+    return message_filters
+
+
+def test_real_message_filters_has_the_same_counts_when_installed():
+    message_filters = _real_message_filters()
     results = []
     for use_real in (True, False):
         filters = [message_filters.SimpleFilter(), message_filters.SimpleFilter()]
@@ -234,6 +340,17 @@ def test_real_message_filters_has_the_same_counts_when_installed():
             filters[index].signalMessage(_msg(stamp))
         results.append([c.as_dict() for c in sync.counters])
     assert results[0] == results[1]
+
+
+def test_real_message_filters_gives_the_same_pairs_when_installed():
+    message_filters = _real_message_filters()
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        events = _jittered_stream(rng, count=60)
+        queue_size, slop = int(rng.integers(2, 8)), float(rng.choice([0.02, 0.05]))
+        real = _pairs(lambda fs, q, s: message_filters.ApproximateTimeSynchronizer(fs, q, s), events, queue_size,
+                      slop)
+        assert _pairs(ApproximateTimeSynchronizer, events, queue_size, slop) == real
 
 
 @given(events=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 400)), max_size=60),
@@ -255,3 +372,48 @@ def test_invariants_on_random_streams(events, queue_size, slop_ms):
         assert stamps.max() - stamps.min() < slop_ms * MS
         assert [events[m.tag][0] for m in msgs] == [0, 1, 2], 'outputs are in input order'
     assert all(c.matched == len(emitted) for c in sync.counters)
+
+
+# -- where the real message_filters is installed --------------------------------------------------------------------
+#
+# Not installable here; test/support/ros_libraries.py has a stand-in whose synchroniser refuses stamps that are not
+# builtin_interfaces.msg.Time (rosbags messages, plain objects), as the real one does through rclpy.
+
+@pytest.fixture
+def message_filters_installed(monkeypatch):
+    pytest.importorskip('rclpy.time')
+    return install_message_filters(monkeypatch)
+
+
+def _rosbags_msg(stamp_ns):
+    from rcdepth_ros.core.messages.msgtypes import rosbags_message_types
+    types = rosbags_message_types()
+    return types.new('Image', header=make_header(types, stamp_ns, 'camera'))
+
+
+def test_the_stand_in_refuses_what_message_filters_refuses(message_filters_installed):
+    filters = [message_filters_installed.SimpleFilter(), message_filters_installed.SimpleFilter()]
+    message_filters_installed.ApproximateTimeSynchronizer(filters, 10, 0.05)
+    with pytest.raises(TypeError, match='builtin_interfaces'):
+        filters[0].signalMessage(_rosbags_msg(0))
+
+
+def test_messages_of_any_class_are_matched_where_message_filters_is_installed(message_filters_installed):
+    filters = [SimpleFilter(), SimpleFilter()]
+    sync = make_synchronizer(filters, queue_size=5, slop=0.05, names=['image', 'radar'])
+    got = []
+    sync.registerCallback(lambda *msgs: got.append(len(msgs)))
+    filters[0].signalMessage(_rosbags_msg(0))
+    filters[1].signalMessage(_rosbags_msg(3 * MS))
+    filters[1].signalMessage(_msg(200 * MS))
+    filters[0].signalMessage(pytypes.SimpleNamespace(header=pytypes.SimpleNamespace(
+        stamp=pytypes.SimpleNamespace(sec=0, nanosec=201 * MS))))
+    assert got == [2, 2] and sync.stats()['radar']['matched'] == 2
+
+
+def test_real_message_filters_inputs_get_the_real_synchroniser(message_filters_installed):
+    filters = [message_filters_installed.SimpleFilter(), message_filters_installed.SimpleFilter()]
+    sync = make_synchronizer(filters, queue_size=5, slop=0.05)
+    assert isinstance(sync.sync, message_filters_installed.ApproximateTimeSynchronizer)
+    assert not isinstance(make_synchronizer(filters, prefer_message_filters=False).sync,
+                          message_filters_installed.ApproximateTimeSynchronizer)

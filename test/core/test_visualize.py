@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rcdepth_ros.core.visualize import colorize, dilate_sparse
+from rcdepth_ros.core.pictures.colour import colorize, dilate_sparse
 
 
 def test_colorize_range_and_invalid_pixels():

@@ -19,8 +19,8 @@ import struct
 
 import cv2
 import numpy as np
+from rcdepth_ros.core.geometry.transforms import quaternion_xyzw_from_matrix, transform_points
 
-from rcdepth_ros.core import geometry
 
 VERSION = 'v1.0-trainval'
 SCENES = (('scene-0061', 'train'), ('scene-0103', 'val'), ('scene-0077', 'test'))
@@ -67,7 +67,7 @@ def _transform(R, t):
 
 
 def _wxyz(R):
-    x, y, z, w = geometry.quaternion_xyzw_from_matrix(R)
+    x, y, z, w = quaternion_xyzw_from_matrix(R)
     return [float(w), float(x), float(y), float(z)]
 
 
@@ -155,7 +155,7 @@ def _render_image(T_cam_from_start, t):
     image[:] = (150, 185, 230)
 
     def polygon(points_start, colour):
-        cam = geometry.transform_points(points_start, T_cam_from_start)
+        cam = transform_points(points_start, T_cam_from_start)
         cam = cam[cam[:, 2] > 0.5]
         if len(cam) < 3:
             return
@@ -261,8 +261,8 @@ def make_nuscenes_root(root, version=VERSION):
             filename = f'{folder}/LIDAR_TOP/{stem}.pcd.bin'
             T_world_from_lidar = add_sample_data('LIDAR_TOP', index, t, key, filename, 'pcd', chain)
             T_lidar_from_start = np.linalg.inv(T_world_from_lidar) @ T_world_from_start
-            static = geometry.transform_points(static_start, T_lidar_from_start)
-            moving = geometry.transform_points(moving_points_start(t), T_lidar_from_start)
+            static = transform_points(static_start, T_lidar_from_start)
+            moving = transform_points(moving_points_start(t), T_lidar_from_start)
             # Each sweep sees a third of the static points (like a spinning lidar's changing sample pattern), so
             # accumulating sweeps densifies the ground truth.
             near = (np.linalg.norm(static, axis=1) < 70.0) & (np.arange(len(static)) % 3 == index % 3)
@@ -291,11 +291,11 @@ def make_nuscenes_root(root, version=VERSION):
                 T_world_from_radar = add_sample_data(channel, index, t, key, filename, 'pcd', chain)
                 T_radar_from_start = np.linalg.inv(T_world_from_radar) @ T_world_from_start
                 rows = []
-                static = geometry.transform_points(static_start[radar_static], T_radar_from_start)
+                static = transform_points(static_start[radar_static], T_radar_from_start)
                 for i, p in zip(radar_static, static):
                     invalid = 1 if i % 5 == 0 else 0
                     rows.append((*p, 1, int(i), 12.5, 0.0, 0.0, 0.0, 0.0, 1, 3, 0, 0, invalid, 1, 0, 0))
-                moving = geometry.transform_points(moving_points_start(t)[::9], T_radar_from_start)
+                moving = transform_points(moving_points_start(t)[::9], T_radar_from_start)
                 velocity_radar = T_radar_from_start[:3, :3] @ np.array([*MOVING['velocity'], 0.0])
                 for i, p in enumerate(moving):
                     rows.append((*p, 0, MOVING_ID_BASE + i, 7.0, *velocity_radar[:2], *velocity_radar[:2],

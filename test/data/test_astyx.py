@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.radar import read_astyx_radar
+from rcdepth_ros.core.geometry.projection import project_points, sparse_depth_image
+from rcdepth_ros.core.geometry.transforms import (quaternion_xyzw_from_matrix, transform_from_translation_quaternion,
+                                                  transform_points)
 from rcdepth_ros.data.astyx import (ASTYX_EPOCH_NS, ASTYX_FRAME_PERIOD_NS, AstyxReader, read_astyx_boxes,
                                     read_astyx_calibration, read_astyx_lidar)
+from rcdepth_ros.data.radar_files import read_astyx_radar
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.errors import DatasetError
 
@@ -58,7 +60,7 @@ def test_sample_of_frame_0(reader, astyx_root):
     T_cam_from_radar = np.linalg.inv(calib.T_ref_from['camera_front']) @ calib.T_ref_from['radar_6455']
     np.testing.assert_allclose(sample.extrinsics['radar'], T_cam_from_radar, atol=1e-12)
     raw = read_astyx_radar(astyx_root / 'radar_6455' / '000000.txt')
-    np.testing.assert_allclose(sample.radar.xyz, geometry.transform_points(raw.xyz, T_cam_from_radar), atol=1e-4)
+    np.testing.assert_allclose(sample.radar.xyz, transform_points(raw.xyz, T_cam_from_radar), atol=1e-4)
     np.testing.assert_array_equal(sample.radar.rcs, raw.rcs)
     np.testing.assert_array_equal(sample.radar.v_radial, raw.v_radial)
     assert sample.radar.frame_id == 'camera_front'
@@ -66,16 +68,16 @@ def test_sample_of_frame_0(reader, astyx_root):
     lidar = read_astyx_lidar(astyx_root / 'lidar_vlp16' / '000000.txt')
     assert lidar.dtype.names == ('X', 'Y', 'Z', 'Reflectivity', 'LaserID', 'Timestamp')
     assert sample.lidar_xyz.shape == (len(lidar), 3) and sample.lidar_xyz.dtype == np.float32
-    np.testing.assert_allclose(sample.lidar_xyz[0], geometry.transform_points(
+    np.testing.assert_allclose(sample.lidar_xyz[0], transform_points(
         [[lidar['X'][0], lidar['Y'][0], lidar['Z'][0]]], sample.extrinsics['lidar'])[0], atol=1e-4)
-    expected = geometry.sparse_depth_image(sample.lidar_xyz, sample.intrinsics.K, 2048, 618)
+    expected = sparse_depth_image(sample.lidar_xyz, sample.intrinsics.K, 2048, 618)
     np.testing.assert_array_equal(sample.depth_gt, expected)
     assert sample.depth_gt.dtype == np.float32 and 1000 < np.count_nonzero(sample.depth_gt) < 3000
     assert sample.depth_gt_dense is None
 
     assert sample.radar_channels == ('depth', 'rcs', 'v_radial', 'mask')
     assert sample.radar_image.shape == (618, 2048, 4)
-    hits = geometry.project_points(sample.radar.xyz, sample.intrinsics.K, 2048, 618)
+    hits = project_points(sample.radar.xyz, sample.intrinsics.K, 2048, 618)
     assert np.count_nonzero(sample.radar_image[..., 3]) == len(np.unique(hits.v * 2048 + hits.u))
 
     assert sample.frames == {'camera': 'camera_front', 'radar': 'radar_6455', 'lidar': 'lidar_vlp16'}
@@ -91,7 +93,7 @@ def test_boxes_in_the_camera_frame(reader, astyx_root):
                                    .T_ref_from['camera_front'])
     for box, ref in zip(sample.boxes, raw):
         assert box.frame_id == 'camera_front' and box.label == ref.label
-        np.testing.assert_allclose(box.corners(), geometry.transform_points(ref.corners(), T_cam_from_ref),
+        np.testing.assert_allclose(box.corners(), transform_points(ref.corners(), T_cam_from_ref),
                                    atol=1e-5)
     # Parked cars: centres ahead of the camera, bottoms below it (y down), heights of cars.
     cars = [b for b in sample.boxes if b.label == 'Car']
@@ -121,8 +123,8 @@ def test_box_convention_puts_lidar_points_inside_the_boxes(reader):
 
 def _xyzw_misread(R):
     """Return the rotation obtained by reading the (w, x, y, z) quaternion of R as (x, y, z, w)."""
-    x, y, z, w = geometry.quaternion_xyzw_from_matrix(R)
-    return geometry.transform_from_translation_quaternion([0, 0, 0], (y, z, w, x))[:3, :3]
+    x, y, z, w = quaternion_xyzw_from_matrix(R)
+    return transform_from_translation_quaternion([0, 0, 0], (y, z, w, x))[:3, :3]
 
 
 # ---------------------------------------------------------------------- bad input on a temporary copy

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rcdepth_ros.config import from_dict
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.projection import project_points, sparse_depth_image
 from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.data.augment import (augment_view, AugmentConfig, crop_window, horizontal_flip, photometric,
                                       random_crop, rng_for, View)
@@ -21,13 +21,13 @@ def _view(seed=0):
     vxy = rng.normal(size=(200, 2))
     radar = RadarPoints(xyz, rng.uniform(0, 30, 200), rng.normal(size=200), vxy)
     image = rng.integers(0, 256, size=(120, 320, 3), dtype=np.uint8)
-    depth = geometry.sparse_depth_image(xyz, K, 320, 120)
+    depth = sparse_depth_image(xyz, K, 320, 120)
     return View(image=image, K=K.copy(), radar=radar, lidar_xyz=xyz.astype(np.float32), depth=depth,
                 dense=depth.copy())
 
 
 def _pixels(points, K, width, height):
-    hits = geometry.project_points(points, K, width, height)
+    hits = project_points(points, K, width, height)
     return hits.u, hits.v, hits.index
 
 
@@ -43,7 +43,7 @@ def test_flip_mirrors_every_projection_and_twice_is_identity():
     np.testing.assert_array_equal(flipped.image, view.image[:, ::-1])
     np.testing.assert_array_equal(flipped.depth, view.depth[:, ::-1])
     # The ground truth of the mirrored points is the mirrored ground truth.
-    np.testing.assert_array_equal(geometry.sparse_depth_image(flipped.lidar_xyz, flipped.K, 320, 120),
+    np.testing.assert_array_equal(sparse_depth_image(flipped.lidar_xyz, flipped.K, 320, 120),
                                   view.depth[:, ::-1])
     # Radial velocity and RCS are unchanged, lateral velocity (vy) changes sign.
     np.testing.assert_array_equal(flipped.radar.v_radial, view.radar.v_radial)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rcdepth_ros.config import InputConfig
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.model_input import prepare_model_input
+from rcdepth_ros.core.geometry.projection import sparse_depth_image
 from rcdepth_ros.data.astyx import AstyxReader
 from rcdepth_ros.data.augment import AugmentConfig
 from rcdepth_ros.data.cache import PreprocessCache, reader_identity
@@ -36,12 +37,12 @@ def test_item_equals_the_inference_preprocessing_astyx(astyx_root):
     for index in range(2):
         item = dataset[index]
         sample = reader[index]
-        expected = geometry.prepare_model_input(sample.image, sample.radar, sample.intrinsics.K, cfg)
+        expected = prepare_model_input(sample.image, sample.radar, sample.intrinsics.K, cfg)
         np.testing.assert_array_equal(item['image'].numpy(), expected.image)
         np.testing.assert_array_equal(item['radar'].numpy(), expected.radar)
         np.testing.assert_array_equal(item['radar_raw'].numpy(), expected.radar_raw.transpose(2, 0, 1))
         np.testing.assert_allclose(item['K'].numpy(), expected.K, rtol=1e-6)
-        lidar = geometry.sparse_depth_image(sample.lidar_xyz, expected.K, cfg.width, cfg.height)
+        lidar = sparse_depth_image(sample.lidar_xyz, expected.K, cfg.width, cfg.height)
         np.testing.assert_array_equal(item['depth_gt'][0].numpy(), lidar)
         assert item['image'].shape == (3, 192, 640) and item['radar'].shape == (4, 192, 640)
         assert item['depth_gt'].shape == (1, 192, 640) and item['depth_gt'].dtype == torch.float32

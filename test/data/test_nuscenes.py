@@ -6,10 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.radar import read_nuscenes_pcd
+from rcdepth_ros.core.geometry.projection import project_points, sparse_depth_image
+from rcdepth_ros.core.geometry.transforms import transform_points
 from rcdepth_ros.data.boxes import Box3D
 from rcdepth_ros.data.nuscenes import NUSCENES_RADAR_CHANNELS, NuScenesReader, read_nuscenes_lidar
+from rcdepth_ros.data.radar_files import read_nuscenes_pcd
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.errors import DatasetError
 
@@ -33,7 +34,7 @@ def _scene_of(truth, token):
 
 def _to_start(points_cam, sample, scene):
     """Move camera-frame points into the scene's start frame (through the sample's ego pose)."""
-    return geometry.transform_points(points_cam, np.linalg.inv(scene['T_world_from_start']) @ sample.ego_pose)
+    return transform_points(points_cam, np.linalg.inv(scene['T_world_from_start']) @ sample.ego_pose)
 
 
 def test_devkit_loads_the_fixture_and_splits_select_scenes(nuscenes_fixture, reader):
@@ -93,7 +94,7 @@ def test_radar_returns_land_on_the_world_points_at_the_image_time(nuscenes_fixtu
     # Radar channels: depth, RCS, vx, vy (= vx_comp, vy_comp as stored), mask.
     assert sample.radar_channels == NUSCENES_RADAR_CHANNELS
     np.testing.assert_array_equal(sample.radar.vxy, np.stack([records['vx_comp'], records['vy_comp']], axis=1))
-    hits = geometry.project_points(sample.radar.xyz, sample.intrinsics.K, 1600, 900)
+    hits = project_points(sample.radar.xyz, sample.intrinsics.K, 1600, 900)
     moving_hit = next(i for i, j in enumerate(hits.index) if not static[j])
     pixel = sample.radar_image[hits.v[moving_hit], hits.u[moving_hit]]
     assert pixel[2] == pytest.approx(records['vx_comp'][hits.index[moving_hit]], abs=1e-5) and pixel[2] > 7
@@ -121,7 +122,7 @@ def test_lidar_matches_the_devkit_chain_and_the_world(nuscenes_fixture, reader, 
             pc.rotate(Quaternion(rec['rotation']).rotation_matrix)
             pc.translate(np.array(rec['translation']))
     np.testing.assert_allclose(sample.lidar_xyz, pc.points[:3].T, atol=1e-3)
-    depth = geometry.sparse_depth_image(sample.lidar_xyz, sample.intrinsics.K, 1600, 900)
+    depth = sparse_depth_image(sample.lidar_xyz, sample.intrinsics.K, 1600, 900)
     np.testing.assert_array_equal(sample.depth_gt, depth)
     # And with the world: every static lidar point lands on its world point (intensity = its index).
     raw = read_nuscenes_lidar(root / lidar_sd['filename'])
@@ -171,7 +172,7 @@ def test_accumulated_gt_keeps_static_points_and_drops_moving_ones_from_other_swe
     assert np.all(car < 2e-3)
     # The dense map is the accumulated points, projected.
     np.testing.assert_array_equal(sample.depth_gt_dense,
-                                  geometry.sparse_depth_image(points, sample.intrinsics.K, 1600, 900))
+                                  sparse_depth_image(points, sample.intrinsics.K, 1600, 900))
     assert np.count_nonzero(sample.depth_gt_dense) > 1.8 * np.count_nonzero(sample.depth_gt)
 
 
@@ -189,8 +190,8 @@ def test_dense_interpolated_gt(nuscenes_fixture, reader):
     root, _ = nuscenes_fixture
     dense_reader = NuScenesReader(root, gt_sweeps=2, dense_gt=True, dense_window=6)
     sample = dense_reader.sample(reader.frame_ids[1])
-    accumulated = geometry.sparse_depth_image(dense_reader.accumulated_lidar(sample.frame_id), sample.intrinsics.K,
-                                              1600, 900)
+    accumulated = sparse_depth_image(dense_reader.accumulated_lidar(sample.frame_id), sample.intrinsics.K,
+                                     1600, 900)
     valid = accumulated > 0
     np.testing.assert_array_equal(sample.depth_gt_dense[valid], accumulated[valid])
     assert np.count_nonzero(sample.depth_gt_dense) > 1.5 * np.count_nonzero(accumulated)

@@ -8,14 +8,15 @@ from rcdepth_ros.errors import DatasetError
 
 
 def test_sources_and_default_roots(monkeypatch, tmp_path):
-    assert registry.source_names() == ('astyx', 'nuscenes', 'zju', 'synthetic')
+    assert registry.source_names() == ('astyx', 'nuscenes', 'zju', 'kitti_radar', 'synthetic', 'bag')
     monkeypatch.setenv('RCDEPTH_DATA', str(tmp_path))
     assert registry.default_root('astyx') == tmp_path / 'astyx_hires2019'
     assert registry.default_root('synthetic') is None
-    with pytest.raises(DatasetError, match="unknown data source 'kitti'"):
-        registry.default_root('kitti')
-    with pytest.raises(DatasetError, match="unknown data source 'kitti'; choose from astyx, nuscenes"):
-        registry.open_reader('kitti')
+    assert registry.default_root('kitti_radar') == tmp_path / 'view_of_delft_PUBLIC'
+    with pytest.raises(DatasetError, match="unknown data source 'waymo'"):
+        registry.default_root('waymo')
+    with pytest.raises(DatasetError, match="unknown data source 'waymo'; choose from astyx, nuscenes"):
+        registry.open_reader('waymo')
 
 
 def test_open_reader_passes_split_frames_and_options(zju_fixture):

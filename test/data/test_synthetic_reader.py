@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rcdepth_ros.config import from_dict, InputConfig, RADAR_CHANNELS
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.model_input import prepare_model_input
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.data.sample import Sample
 from rcdepth_ros.data.synthetic import synthetic_config, SyntheticConfig, SyntheticReader
@@ -86,7 +86,7 @@ def test_sample_format():
     assert sample.extrinsics['radar'][2, 3] > 1.0
     assert all(box.frame_id == sample.frames['camera'] for box in sample.boxes)
     # The model input can be built from it.
-    model_input = geometry.prepare_model_input(sample.image, sample.radar, K, InputConfig(height=64, width=128))
+    model_input = prepare_model_input(sample.image, sample.radar, K, InputConfig(height=64, width=128))
     assert model_input.image.shape == (3, 64, 128)
 
 
@@ -95,7 +95,10 @@ def test_timestamps_are_10_hz_and_ego_moves():
     a, b = reader.sample('drive0000/0001'), reader.sample('drive0000/0002')
     assert b.stamp_ns - a.stamp_ns == 100_000_000
     assert a.stamps_ns == {'camera': a.stamp_ns, 'radar': a.stamp_ns, 'lidar': a.stamp_ns}
-    assert reader.sample('drive0001/0000').stamp_ns != reader.sample('drive0000/0000').stamp_ns
+    # the drives follow one another, 1 s apart (not hours of nothing a bag player would wait through)
+    assert reader.sample('drive0001/0000').stamp_ns - reader.sample('drive0000/0003').stamp_ns == 1_100_000_000
+    assert [reader.stamp_ns(f) for f in ('drive0000/0001', 'drive0001/0000')] == \
+        [a.stamp_ns, reader.sample('drive0001/0000').stamp_ns]            # known without generating the frame
     moved = np.linalg.norm(b.ego_pose[:3, 3] - a.ego_pose[:3, 3])
     speed_range = reader.config.speed_range
     assert 0.1 * speed_range[0] * 0.9 < moved < 0.1 * speed_range[1] * 1.1

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from rcdepth_ros.config import InputConfig
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.model_input import prepare_model_input
+from rcdepth_ros.core.geometry.projection import project_points
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.data.zju import nominal_K, ZJU_EPOCH_NS, ZJU_FRAME_PERIOD_NS, ZJUReader
 from rcdepth_ros.errors import DatasetError
@@ -42,7 +43,7 @@ def test_sample_crop_and_depths(zju_fixture):
     assert sample.lidar_xyz is None
     # Radar: projecting the stored camera-frame returns gives back the published pixels and depths.
     uvd = truth['radar'][stem]
-    hits = geometry.project_points(sample.radar.xyz, sample.intrinsics.K, 1280, 300, min_depth=1e-3)
+    hits = project_points(sample.radar.xyz, sample.intrinsics.K, 1280, 300, min_depth=1e-3)
     inside = (uvd[:, 1] >= first) & (uvd[:, 1] < stop)
     assert len(hits) == inside.sum()
     np.testing.assert_array_equal(hits.u, uvd[hits.index, 0])
@@ -64,7 +65,7 @@ def test_model_input_radar_lands_on_the_wall_whatever_k(zju_fixture):
     model_inputs = []
     for K in (None, nominal_K(1280, 720, 90.0)):
         sample = ZJUReader(root, intrinsics=K).sample(stem)
-        model_inputs.append(geometry.prepare_model_input(sample.image, sample.radar, sample.intrinsics.K, cfg))
+        model_inputs.append(prepare_model_input(sample.image, sample.radar, sample.intrinsics.K, cfg))
     np.testing.assert_array_equal(model_inputs[0].radar_raw[..., 1], model_inputs[1].radar_raw[..., 1])
     np.testing.assert_allclose(model_inputs[0].radar_raw[..., 0], model_inputs[1].radar_raw[..., 0], rtol=1e-5)
     wall = model_inputs[0].radar_raw[..., 0]

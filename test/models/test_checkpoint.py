@@ -125,6 +125,9 @@ def _rewrite_weights(path, change):
 BAD_CASES = {
     'missing json': (lambda p: p.with_suffix('.json').unlink(), 'configuration not found'),
     'missing weights': (lambda p: p.unlink(), 'weights file not found'),
+    # a wrong model path: what was asked for is named, not a .json the user never mentioned
+    'missing both': (lambda p: (p.unlink(), p.with_suffix('.json').unlink()),
+                     r'student\.safetensors: checkpoint not found \(neither student\.safetensors nor student\.json'),
     'bad json': (lambda p: p.with_suffix('.json').write_text('{"format": "rcdepth-ch'), 'not valid checkpoint JSON'),
     'json not a mapping': (lambda p: p.with_suffix('.json').write_text('[1, 2]'), 'not an rcdepth checkpoint'),
     'wrong format': (lambda p: _rewrite_json(p, lambda m: m.update(format='other')), 'not an rcdepth checkpoint'),

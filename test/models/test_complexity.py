@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from rcdepth_ros.cli import main
 from rcdepth_ros.models.complexity import count_macs, count_parameters, measure_latency, median
 from rcdepth_ros.models.export import example_inputs
@@ -64,3 +66,8 @@ def test_info_command_table_and_json(capsys, tmp_path, tiny_student):
     assert info['total_macs'] == count_macs(model, image, radar)[0]
     assert any(name.startswith('decoder.') for name in info['macs'])
     assert main(['info', '--model', str(tmp_path / 'nothing.yaml')]) == 2
+    for option, value in (('--runs', '-1'), ('--depth', '0')):          # refused when parsed, before any work
+        with pytest.raises(SystemExit) as exit_info:
+            main(['info', '--model', str(ckpt), option, value])
+        assert exit_info.value.code == 2
+        assert f'argument {option}: must be >= ' in capsys.readouterr().err

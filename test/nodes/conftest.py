@@ -6,7 +6,7 @@ import itertools
 from node_harness import Harness
 import pytest
 
-from rcdepth_ros.core.frame_messages import FrameMessageFactory
+from support.frame_messages import FrameMessageFactory
 
 _NAMESPACES = itertools.count()
 
@@ -35,7 +35,7 @@ def tiny_checkpoint(tmp_path, tiny_student):
 @pytest.fixture(scope='module')
 def messages():
     """Return a factory of rclpy frame messages: a 160x120 camera, 60 radar returns."""
-    from rcdepth_ros.core.msgtypes import ros_message_types
+    from rcdepth_ros.core.messages.msgtypes import ros_message_types
     return FrameMessageFactory(ros_message_types(), width=160, height=120)
 
 

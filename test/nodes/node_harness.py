@@ -3,9 +3,9 @@
 import gc
 import time
 
-from rcdepth_ros.core.frame_messages import CAMERA_FRAME, FrameMessageFactory
 from rcdepth_ros.nodes.depth_node import DepthNode
 from rcdepth_ros.nodes.runtime import bring_up
+from support.frame_messages import CAMERA_FRAME, FrameMessageFactory
 
 
 def node_parameters(checkpoint, **extra):
@@ -129,15 +129,22 @@ class Rig:
         return self.harness.spin_until(lambda: len(self.depth) >= count, timeout)
 
 
-class SlowEngine:
-    """The real engine, 0.1 s slower per frame: a model that cannot keep up with the input rate."""
+class GatedEngine:
+    """The real engine, held at its first frame until ``release()``: a model that cannot keep up, with no timing."""
 
     def __init__(self, engine):
+        import threading
         self.engine = engine
+        self.gate = threading.Event()
+        self.entered = threading.Event()
 
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
+    def release(self):
+        self.gate.set()
+
     def infer(self, *args, **kwargs):
-        time.sleep(0.1)
+        self.entered.set()
+        self.gate.wait(60.0)
         return self.engine.infer(*args, **kwargs)

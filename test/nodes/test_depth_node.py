@@ -1,12 +1,12 @@
 """rcdepth_node in process over real rclpy transport: outputs, one output per matched frame, keep-latest, QoS."""
 
-from node_harness import node_parameters, PERIOD, Rig, SlowEngine, T0
+from node_harness import GatedEngine, node_parameters, PERIOD, Rig, T0
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.conversions import image_to_numpy
-from rcdepth_ros.core.msgtypes import stamp_to_ns
+from rcdepth_ros.core.geometry.projection import sparse_depth_image
+from rcdepth_ros.core.messages.images import image_to_numpy
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
 from rcdepth_ros.nodes.depth_node import DepthNode
 from rcdepth_ros.nodes.diagnostics import status_values
 from rcdepth_ros.nodes.runtime import bring_up
@@ -39,7 +39,7 @@ def test_one_output_per_matched_frame_with_the_input_header(harness, tiny_checkp
     assert (radar_msg.height, radar_msg.width, radar_msg.encoding) == (64, 128, '32FC1')
     K_model = np.asarray(radar_info.k).reshape(3, 3)
     truth = messages.radar_camera(stamps[-1])
-    expected = geometry.sparse_depth_image(truth.xyz, K_model, 128, 64, 1.0, 100.0)
+    expected = sparse_depth_image(truth.xyz, K_model, 128, 64, 1.0, 100.0)
     got = np.nan_to_num(image_to_numpy(radar_msg))
     assert (expected > 0).sum() > 5 and np.allclose(got, expected, atol=1e-3)
     report = rig.node.report()
@@ -47,7 +47,7 @@ def test_one_output_per_matched_frame_with_the_input_header(harness, tiny_checkp
     assert report['drops']['sync.image'] == 0 and report['errors']['inference_error'] == 0
     assert harness.spin_until(lambda: rig.diagnostics and 'frames.published' in status_values(rig.diagnostics[-1]))
     values = status_values(rig.diagnostics[-1])
-    assert values['device'] == 'cpu' and values['architecture'] == 'student' and values['input_size'] == '128x64'
+    assert values['device'] == 'cpu' and values['architecture'] == 'student' and values['input_size'] == '64x128'
     assert {'rates_hz.image', 'rates_hz.depth', 'latency_ms.processing.p50', 'latency_ms.end_to_end.p95',
             'drops.keep_latest', 'drops.radar_unknown_frame', 'errors.publish_error'} <= set(values)
 
@@ -84,10 +84,18 @@ def test_keep_latest_drops_a_burst_but_never_the_newest(harness, tiny_checkpoint
     rig = Rig(harness, tiny_checkpoint, **{'qos.input_depth': 100})
     rig.send(messages, T0)
     assert rig.wait_outputs(1)                               # warm-up
-    rig.node._engine = SlowEngine(rig.node._engine)
+    # The model is held at the burst's first frame until every frame of the burst has been matched: the worker
+    # is busy while they arrive whatever the machine's load, so keep-latest must drop all but the newest.
+    gated = rig.node._engine = GatedEngine(rig.node._engine)
+    matched, assembler = [], rig.node._assembler
+    hand_over = assembler.on_frame
+    assembler.on_frame = lambda request: (matched.append(request.stamp_ns), hand_over(request))
     burst = [T0 + i * PERIOD for i in range(1, 31)]
     for stamp in burst:
         rig.send(messages, stamp)
+    assert harness.spin_until(lambda: burst[-1] in matched, 60)
+    assert harness.spin_until(gated.entered.is_set, 30)
+    gated.release()
     assert harness.spin_until(lambda: rig.depth and _stamps(rig.depth)[-1] == burst[-1], 60)
     harness.spin_for(0.5)
     report = rig.node.report()
@@ -125,7 +133,7 @@ def test_reliable_subscriber_does_not_hear_a_best_effort_publisher(harness, tiny
 
 @pytest.mark.parametrize('name, value, fragment', [
     ('slop', 10.0, 'slop'), ('queue_size', 0, 'queue_size'), ('qos.input', 'fastest', 'qos.input'),
-    ('device', 'cuda', 'read-only'), ('debug.color_min', 500.0, 'color_max'), ('radar_topics', [''], 'radar'),
+    ('debug.color_min', 500.0, 'color_max'), ('radar_topics', [''], 'radar'),
     ('image_transport', 'theora', 'image_transport')])
 def test_parameter_sets_out_of_range_or_invalid_are_rejected(harness, tiny_checkpoint, name, value, fragment):
     from rclpy.parameter import Parameter
@@ -137,6 +145,32 @@ def test_parameter_sets_out_of_range_or_invalid_are_rejected(harness, tiny_check
     assert fragment in result.reason or fragment.replace('_', ' ') in result.reason.lower() or \
         'not within' in result.reason or 'read-only' in result.reason
     assert node.get_parameter(name).value == before
+
+
+def test_model_parameters_are_set_while_unconfigured_and_refused_once_configured(harness, tiny_checkpoint,
+                                                                                 tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    node = harness.add(DepthNode(namespace=harness.namespace, context=harness.context,
+                                 parameter_overrides=node_parameters(tmp_path / 'missing.safetensors')))
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE           # unconfigured, fixable
+    assert node.set_parameters([Parameter('model_path', value=str(tiny_checkpoint))])[0].successful
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    for name, value in (('model_path', ''), ('device', 'cuda'), ('num_threads', 1)):
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and name in result.reason and 'unconfigured' in result.reason
+    assert node.get_parameter('model_path').value == str(tiny_checkpoint)
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node.set_parameters([Parameter('num_threads', value=1)])[0].successful
+
+
+def test_the_bundled_model_is_named_synthetic_only_when_the_node_loads_it(harness, capfd):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    node = harness.add(DepthNode(namespace=harness.namespace, context=harness.context,
+                                 parameter_overrides=node_parameters('')))          # empty: the bundled model
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    log = capfd.readouterr().err
+    assert 'model_path is empty: the bundled model' in log and 'trained on synthetic scenes only' in log
 
 
 def test_live_parameters_apply_at_once(harness, tiny_checkpoint):

@@ -3,10 +3,10 @@
 from node_harness import PERIOD, Rig, T0
 import numpy as np
 
-from rcdepth_ros.core.frame_messages import FrameMessageFactory
-from rcdepth_ros.core.msgtypes import stamp_to_ns
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
 from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.nodes.diagnostics import status_values
+from support.frame_messages import FrameMessageFactory
 
 
 def _stamp(i):
@@ -58,12 +58,15 @@ def test_bad_input_is_counted_and_the_node_goes_on(harness, tiny_checkpoint, mes
     rig.send(messages, _stamp(8), radar=messages.radar(_stamp(8), points=nan_radar))
     assert rig.wait_outputs(6) and problems()['radar_nonfinite_points'] == 1
 
-    # 7. a camera_info of an uncalibrated camera is refused, the previous one keeps serving
+    # 7. a camera_info of an uncalibrated camera is refused, and so is its frame: an older K must not serve it
     bad_info = messages.camera_info(_stamp(9))
     bad_info.k = [0.0] * 9
     rig.info_pub.publish(bad_info)
     rig.send(messages, _stamp(9), info=False)
-    assert rig.wait_outputs(7) and problems()['bad_camera_info'] == 1
+    assert harness.spin_until(lambda: problems()['no_camera_info'] == 2)
+    assert problems()['bad_camera_info'] == 1 and _stamp(9) not in published()
+    rig.send(messages, _stamp(10))                            # the next frame, with a good camera_info, works
+    assert rig.wait_outputs(7) and published()[-1] == _stamp(10)
 
     # 8. time jumps backwards (the bag restarted): synchroniser and caches reset, frames flow again
     restart = T0 - 60 * 10 ** 9
@@ -83,7 +86,8 @@ def test_bad_input_is_counted_and_the_node_goes_on(harness, tiny_checkpoint, mes
     assert harness.spin_until(lambda: rig.diagnostics and
                               status_values(rig.diagnostics[-1]).get('drops.time_jump') == '1', 5)
     values = status_values(rig.diagnostics[-1])
-    for reason in ('no_camera_info', 'bad_image', 'image_size_mismatch', 'radar_unknown_frame', 'radar_empty',
+    for reason in ('bad_image', 'image_size_mismatch', 'radar_unknown_frame', 'radar_empty',
                    'radar_nonfinite_points', 'bad_camera_info'):
         assert values[f'drops.{reason}'] == '1', reason
+    assert values['drops.no_camera_info'] == '2'             # before the first camera_info, and frame 9
     assert any(a.status[0].level == b'\x01' and 'dropped' in a.status[0].message for a in rig.diagnostics)

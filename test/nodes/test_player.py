@@ -5,8 +5,8 @@ import threading
 from node_harness import Harness
 import pytest
 
-from rcdepth_ros.core.bags import read_bag_messages, write_bag
-from rcdepth_ros.core.msgtypes import stamp_to_ns
+from rcdepth_ros.core.bags import bag_info, read_bag_messages, write_bag
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
 from rcdepth_ros.data.synthetic import SyntheticConfig, SyntheticReader
 from rcdepth_ros.errors import BagError
 from rcdepth_ros.nodes.player import BagPlayer, message_class, publisher_qos
@@ -75,8 +75,9 @@ def test_plays_raw_messages_in_order_with_clock_and_skips_unimportable_types(ros
         thread.join()
         summary = box['summary']
         assert summary.published['/camera/image'] == 3 and summary.skipped_messages == 4      # 3 /tf + 1 static
-        assert summary.publish_errors == 0 and summary.loops == 1
-        assert summary.wall_s >= 0.9 * summary.bag_s / 2.0                 # played at half the bag's duration
+        assert summary.publish_errors == 0 and summary.loops == 1 and summary.oversized == {}
+        assert player.size_limit == 64 * 2 ** 20                    # the shared-memory segment of the test profile
+        assert summary.bag_s == pytest.approx(bag_info(synthetic_bag).duration_s)     # the whole bag was played
         expected = list(read_bag_messages(synthetic_bag, topics=['/camera/image']))
         assert [stamp_to_ns(m.header) for m in images] == [stamp_to_ns(m.msg.header) for m in expected]
         assert bytes(images[0].data) == bytes(expected[0].msg.data)       # the bag's bytes, unchanged
@@ -84,6 +85,25 @@ def test_plays_raw_messages_in_order_with_clock_and_skips_unimportable_types(ros
         assert harness.spin_until(lambda: clock and stamp_to_ns(clock[-1].clock) >= stamp_to_ns(images[-1].header))
     finally:
         harness.close()
+
+
+def test_messages_larger_than_the_shared_memory_segment_are_warned_about_and_counted(ros_context, synthetic_bag,
+                                                                                     capfd):
+    from sensor_msgs.msg import Image
+    harness = Harness(ros_context, '/')
+    try:
+        images = harness.collect(Image, '/camera/image')
+        # a 1000-byte segment stands for the 64 MiB one: every 128x96 image is larger, every camera_info smaller
+        player = BagPlayer(harness.node, synthetic_bag, rate=10.0, topics=['/camera/image', '/camera/camera_info'],
+                           size_limit=1000)
+        assert player.wait_for_subscribers(['/camera/image'], 10.0) == []
+        summary = player.play()
+        assert summary.oversized == {'/camera/image': 3} and summary.published['/camera/image'] == 3
+        assert harness.spin_until(lambda: len(images) == 3, 10)     # still published: a reliable reader may get it
+    finally:
+        harness.close()
+    log = capfd.readouterr().err
+    assert log.count('larger than the 1000 bytes shared-memory segment') == 1 and '/camera/image' in log
 
 
 def test_latched_topics_reach_late_subscribers_and_loop_replays(ros_context, latched_bag):

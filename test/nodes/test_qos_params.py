@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rcdepth_ros.core import geometry
+from rcdepth_ros.core.geometry.transforms import transform_from_translation_quaternion
 from rcdepth_ros.errors import ConfigError
 from rcdepth_ros.nodes import params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string, QOS_NAMES
@@ -32,8 +32,10 @@ def test_descriptors_carry_ranges_read_only_and_choices():
     assert slop.floating_point_range[0].from_value == 0.0 and slop.floating_point_range[0].to_value == 5.0
     queue = params.descriptor(params.BY_NAME['queue_size'])
     assert queue.integer_range[0].from_value == 1
-    assert params.descriptor(params.BY_NAME['device']).read_only
-    assert params.descriptor(params.BY_NAME['model_path']).read_only
+    # the model is read at configure: settable while unconfigured (the node refuses it later), so not read_only
+    for name in ('device', 'model_path'):
+        assert name in params.AT_CONFIGURE and not params.descriptor(params.BY_NAME[name]).read_only
+        assert 'unconfigured' in params.descriptor(params.BY_NAME[name]).description
     assert 'sensor_data' in params.descriptor(params.BY_NAME['qos.input']).additional_constraints
     assert all(spec.description for spec in params.SPECS)
     assert 'radar.window' in params.LIVE and 'slop' not in params.LIVE
@@ -54,7 +56,7 @@ def test_validate_names_the_parameter():
 def test_extrinsics_from_parameters(ros_context):
     from rclpy.node import Node
     from rclpy.parameter import Parameter
-    T = geometry.transform_from_translation_quaternion((1.0, -0.5, 0.2), (0.1, 0.2, 0.3, 0.9))
+    T = transform_from_translation_quaternion((1.0, -0.5, 0.2), (0.1, 0.2, 0.3, 0.9))
     overrides = params.extrinsics_overrides({'radar': T}, 'cam')
     overrides['extrinsics.frames'] = ['radar', 'lidar']
     overrides['extrinsics.lidar.translation'] = [0.0, 0.0, 1.0]

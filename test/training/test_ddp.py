@@ -40,6 +40,6 @@ def test_torchrun_two_cpu_ranks_agree_and_only_rank0_writes(tmp_path, tiny_exper
     assert files == ['checkpoints/best.json', 'checkpoints/best.safetensors', 'checkpoints/final.json',
                      'checkpoints/final.safetensors', 'config.yaml', 'logs/train.csv', 'logs/val.csv',
                      'plots/curves.png', 'plots/samples_epoch001.png', 'plots/samples_epoch002.png',
-                     'state/last.pt', 'summary.json']
+                     'state/last.pt', 'state/previous.pt', 'summary.json']
     lines = (run / 'logs' / 'train.csv').read_text().splitlines()
     assert [line.split(',')[0] for line in lines] == ['step', '1', '2', '3', '4']

@@ -4,8 +4,8 @@ import csv
 import json
 
 import pytest
-from rcdepth_ros.core.evaluation import evaluate_model
 from rcdepth_ros.errors import ConfigError, TrainingError
+from rcdepth_ros.evaluation.datasets import evaluate_model
 from rcdepth_ros.models import load_checkpoint
 from rcdepth_ros.models.checkpoint import checkpoint_paths
 from training.config import experiment_from_dict

@@ -10,7 +10,7 @@ again), and TensorBoard purges the events after that step, so curves never hold 
 import csv
 from pathlib import Path
 
-from rcdepth_ros.core.metrics import cap_key, METRIC_NAMES
+from rcdepth_ros.evaluation.metrics import cap_key, METRIC_NAMES
 
 
 class CsvLog:

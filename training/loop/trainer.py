@@ -5,6 +5,7 @@ Run directory (``--out``)::
 
     config.yaml                 the resolved experiment (bases and overrides merged) + command and git commit
     state/last.pt               resume state (loop.state), written every ``checkpoint_every_steps`` and per epoch
+    state/previous.pt           the state before it: resumed from (with a warning) when last.pt cannot be read
     checkpoints/best.*          best-by-validation model checkpoint (rcdepth_ros.models.save_checkpoint format)
     checkpoints/final.*         the model after the last step: its presence means the run is complete
     logs/train.csv, val.csv     CSV logs; logs/tensorboard/ the TensorBoard events
@@ -24,14 +25,16 @@ scheduler and RNG exactly, so on the CPU a resumed run ends with bit-identical w
 """
 
 import contextlib
+import gc
 import json
 from pathlib import Path
 import random
+import sys
 import time
 
 import numpy as np
 from rcdepth_ros.config import to_dict
-from rcdepth_ros.core.engine import resolve_device
+from rcdepth_ros.core.inference.engine import resolve_device
 from rcdepth_ros.errors import ConfigError, TrainingError
 from rcdepth_ros.models import build_model, load_checkpoint, save_checkpoint
 import torch
@@ -42,7 +45,8 @@ from training.loop.logs import RunLogger
 from training.loop.optim import build_optimizer, build_scheduler
 from training.loop.plots import plot_curves, plot_samples
 from training.loop.provenance import command_line, git_commit
-from training.loop.state import atomic_torch_save, capture_rng, load_state, restore_rng, state_path, STATE_VERSION
+from training.loop.state import (capture_rng, load_resume_state, previous_state_path, restore_rng, save_state,
+                                 state_path, STATE_VERSION)
 from training.loop.validate import validate
 from training.objective import check_teacher_for_student, TeacherRunner, teacher_info, TrainingObjective
 from training.targets import default_directory, expected_manifest, open_targets, teacher_hash
@@ -72,7 +76,7 @@ def resolve_precision(amp, device):
 
 def best_score(result, metric, cap):
     """Return the selection score of a MetricsResult (lower is better; delta metrics are negated)."""
-    from rcdepth_ros.core.metrics import cap_key
+    from rcdepth_ros.evaluation.metrics import cap_key
     value = (result.caps.get(cap_key(cap)) or {}).get(metric)
     if value is None:
         return None
@@ -227,15 +231,18 @@ class Trainer:
                  'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
                  'scaler': self.scaler.state_dict() if self.scaler else None, 'rng': capture_rng(),
                  'progress': dict(self.progress, elapsed_s=self._elapsed())}
-        atomic_torch_save(state, state_path(self.run_dir))
+        save_state(state, self.run_dir)
 
     def _restore(self):
         path = state_path(self.run_dir)
-        if self.resume is False or not path.is_file():
+        present = path.is_file() or previous_state_path(self.run_dir).is_file()
+        if self.resume is False or not present:
             if self.resume is True:
                 raise TrainingError(f'{self.run_dir}: --resume given but there is no resume state at {path}')
             return False
-        state = load_state(path)
+        state, used, warning = load_resume_state(self.run_dir)
+        if self.main and warning is not None:
+            print(f'warning: {warning}', file=sys.stderr, flush=True)
         self.objective.load_state_dict(state['objective'])
         self.optimizer.load_state_dict(state['optimizer'])
         self.scheduler.load_state_dict(state['scheduler'])
@@ -243,11 +250,14 @@ class Trainer:
             self.scaler.load_state_dict(state['scaler'])
         restore_rng(state['rng'])
         self.progress = dict(state['progress'])
+        if self.main:
+            print(f'resumed from step {self.progress["global_step"]} (epoch {self.progress["epoch"] + 1}, step '
+                  f'{self.progress["step_in_epoch"]} of it) of {used}', file=sys.stderr, flush=True)
         return True
 
     def _remove_stale_outputs(self):
         # A fresh start must not leave an older run's state or final checkpoint to be picked up later.
-        stale = [state_path(self.run_dir), self.run_dir / 'summary.json']
+        stale = [state_path(self.run_dir), previous_state_path(self.run_dir), self.run_dir / 'summary.json']
         checkpoints = self.run_dir / 'checkpoints'
         stale += list(checkpoints.glob('*.safetensors')) if checkpoints.is_dir() else []
         for path in stale:
@@ -390,9 +400,19 @@ class Trainer:
                                 tensorboard=tcfg.tensorboard, progress=tcfg.progress)
         try:
             self._train_epochs()
-            return self._finish()
+            summary = self._finish()
+            # Leave the process group together: a gloo rank that tears down while another still talks to it can
+            # abort at exit ('terminate called without an active exception'), failing a finished run.
+            distributed.barrier(self.dist)
+            return summary
         finally:
             self.logger.close()
+            if self.dist.enabled:
+                # DDP's reducer holds the process group: release it before the group goes, or its gloo threads are
+                # torn down at interpreter exit and a finished rank can abort ('terminate called without an
+                # active exception').
+                self.model = None
+                gc.collect()
             distributed.shutdown(self.dist)
 
     def _train_epochs(self):

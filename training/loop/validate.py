@@ -2,15 +2,15 @@
 Fast validation during training: the trained model at model resolution against the lidar GT at model resolution.
 
 This only steers training (curves, the best-by-validation checkpoint). The numbers of the tables come from
-``rcdepth eval`` / ``rcdepth_ros.core.evaluation``: the protocol of ``../shared/docs/method.md`` section 4 at the
-ORIGINAL image resolution, through the same inference engine as the node. Both use ``core.metrics``.
+``rcdepth eval`` / ``rcdepth_ros.evaluation``: the protocol of ``../shared/docs/method.md`` section 4 at the
+ORIGINAL image resolution, through the same inference engine as the node. Both use ``evaluation.metrics``.
 A model with lidar input (a cross-modal teacher) reads the batch's ``lidar`` channels and is scored on the rings
 it did not read (``gt_key='depth_gt_heldout'``); the distillation gate scores students on the same pixels.
 """
 
 import contextlib
 
-from rcdepth_ros.core.metrics import MetricsAccumulator
+from rcdepth_ros.evaluation.metrics import MetricsAccumulator
 import torch
 
 

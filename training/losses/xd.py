@@ -21,7 +21,7 @@ A teacher map of another size (offline targets cut to the augmented view) is res
 import dataclasses
 import typing
 
-from rcdepth_ros.core.saliency import grad_cam, GradCAM, normalise_maps, saliency_target
+from rcdepth_ros.core.inference.saliency import grad_cam, GradCAM, normalise_maps, saliency_target
 from rcdepth_ros.errors import ConfigError
 from rcdepth_ros.models.config import BIN_SPACINGS
 from rcdepth_ros.models.heads import bin_edges, distribution_statistics
@@ -280,7 +280,7 @@ class SaliencyKD(TermConfig):
         self.need(self.alpha in ('graph', 'detached'), 'alpha', "must be 'graph' or 'detached'")
 
     def saliency_target(self):
-        """Return the Grad-CAM target in the form ``rcdepth_ros.core.saliency`` takes."""
+        """Return the Grad-CAM target in the form ``rcdepth_ros.core.inference.saliency`` takes."""
         return self.target if isinstance(self.target, str) else tuple(int(v) for v in self.target)
 
     def size(self, image_size):

@@ -18,14 +18,16 @@ import typing
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
 from rcdepth_ros.core.bags.layout import BagLayout, POINTCLOUD2_TYPE, TF_TYPE
 from rcdepth_ros.core.bags.reader import bag_info, BagMessage, read_bag_messages
 from rcdepth_ros.core.bags.tf import TransformBuffer
-from rcdepth_ros.core.conversions import (camera_info_to_intrinsics, depth_from_image_msg, image_to_rgb,
-                                          read_points)
-from rcdepth_ros.core.msgtypes import stamp_to_ns
-from rcdepth_ros.core.radar import pointcloud2_to_radar
+from rcdepth_ros.core.geometry.projection import sparse_depth_image
+from rcdepth_ros.core.geometry.transforms import transform_points
+from rcdepth_ros.core.messages.camera_info import camera_info_to_intrinsics
+from rcdepth_ros.core.messages.clouds import read_points
+from rcdepth_ros.core.messages.images import depth_from_image_msg, image_to_rgb
+from rcdepth_ros.core.messages.msgtypes import stamp_to_ns
+from rcdepth_ros.core.messages.radar import pointcloud2_to_radar
 from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.errors import BagError
 
@@ -111,7 +113,7 @@ class BagFrame:
         xyz = np.stack([points['x'], points['y'], points['z']], axis=1).astype(np.float64)
         header = self.lidar.msg.header
         T = self.transform_to_camera(str(header.frame_id), stamp_to_ns(header))
-        return geometry.transform_points(xyz, T).astype(np.float32)
+        return transform_points(xyz, T).astype(np.float32)
 
     def ground_truth(self):
         """
@@ -123,7 +125,7 @@ class BagFrame:
         lidar = self.lidar_points()
         if lidar is not None:
             intrinsics = self.intrinsics()
-            return geometry.sparse_depth_image(lidar, intrinsics.K, intrinsics.width, intrinsics.height)
+            return sparse_depth_image(lidar, intrinsics.K, intrinsics.width, intrinsics.height)
         if self.depth_gt is not None:
             return depth_from_image_msg(self.depth_gt.msg)
         return None

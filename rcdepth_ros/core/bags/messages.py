@@ -14,13 +14,14 @@ import typing
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
 from rcdepth_ros.core.bags.layout import (CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, POINTCLOUD2_TYPE,
                                           radar_fields)
-from rcdepth_ros.core.conversions import (depth_to_image_msg, intrinsics_to_camera_info, numpy_to_compressed,
-                                          numpy_to_image, numpy_to_pointcloud2)
-from rcdepth_ros.core.msgtypes import make_header
-from rcdepth_ros.core.radar import radar_to_pointcloud2
+from rcdepth_ros.core.geometry.transforms import as_transform, invert_transform, transform_points
+from rcdepth_ros.core.messages.camera_info import intrinsics_to_camera_info
+from rcdepth_ros.core.messages.clouds import numpy_to_pointcloud2
+from rcdepth_ros.core.messages.images import depth_to_image_msg, numpy_to_compressed, numpy_to_image
+from rcdepth_ros.core.messages.msgtypes import make_header
+from rcdepth_ros.core.messages.radar import radar_to_pointcloud2
 from rcdepth_ros.errors import BagError
 
 JPEG_MAGIC = b'\xff\xd8'
@@ -66,17 +67,17 @@ def applied_transform(sample, role):
     ``inv(ego_pose) @ sensor_poses[role]`` where the sample knows the ego motion, else ``extrinsics[role]``.
     """
     if sample.ego_pose is not None and role in sample.sensor_poses:
-        T_world_from_sensor = geometry.as_transform(sample.sensor_poses[role], f'sensor_poses[{role!r}]')
-        return geometry.invert_transform(sample.ego_pose) @ T_world_from_sensor
+        T_world_from_sensor = as_transform(sample.sensor_poses[role], f'sensor_poses[{role!r}]')
+        return invert_transform(sample.ego_pose) @ T_world_from_sensor
     if role not in sample.extrinsics:
         raise BagError(f'{describe(sample)}: no extrinsics for {role!r} (have {sorted(sample.extrinsics)})')
-    return geometry.as_transform(sample.extrinsics[role], f'{describe(sample)} extrinsics[{role!r}]')
+    return as_transform(sample.extrinsics[role], f'{describe(sample)} extrinsics[{role!r}]')
 
 
 def _T_camera_from_body(sample):
     if body_role(sample) == 'camera':
         return np.eye(4)
-    return geometry.as_transform(sample.extrinsics['base'], f"{describe(sample)} extrinsics['base']")
+    return as_transform(sample.extrinsics['base'], f"{describe(sample)} extrinsics['base']")
 
 
 def static_transforms(sample, layout):
@@ -88,12 +89,12 @@ def static_transforms(sample, layout):
     nothing.
     """
     body = layout.frame(body_role(sample), sample.frames)
-    T_body_from_camera = geometry.invert_transform(_T_camera_from_body(sample))
+    T_body_from_camera = invert_transform(_T_camera_from_body(sample))
     mounted = {'camera': np.eye(4)}
     mounted.update((role, T) for role, T in sample.extrinsics.items() if role != 'base')
     result = {}
     for role, T in mounted.items():
-        T = T_body_from_camera @ geometry.as_transform(T, f'{describe(sample)} extrinsics[{role!r}]')
+        T = T_body_from_camera @ as_transform(T, f'{describe(sample)} extrinsics[{role!r}]')
         child = layout.frame(role, sample.frames)
         if child == body:
             if not np.allclose(T, np.eye(4), atol=1e-9):
@@ -114,13 +115,13 @@ def ego_transforms(sample, layout):
     if sample.ego_pose is None:
         return []
     T_camera_from_body = _T_camera_from_body(sample)
-    poses = {int(sample.stamp_ns): geometry.as_transform(sample.ego_pose, f'{describe(sample)} ego_pose')}
+    poses = {int(sample.stamp_ns): as_transform(sample.ego_pose, f'{describe(sample)} ego_pose')}
     for role, T_world_from_sensor in sample.sensor_poses.items():
         if role == 'camera' or role not in sample.extrinsics:
             continue
         stamp = int(sample.stamps_ns.get(role, sample.stamp_ns))
-        T = geometry.as_transform(T_world_from_sensor, f'{describe(sample)} sensor_poses[{role!r}]') @ \
-            geometry.invert_transform(sample.extrinsics[role])
+        T = as_transform(T_world_from_sensor, f'{describe(sample)} sensor_poses[{role!r}]') @ \
+            invert_transform(sample.extrinsics[role])
         if stamp in poses and not np.allclose(poses[stamp], T, atol=_POSE_TOLERANCE):
             raise BagError(f'{describe(sample)}: two different ego poses at {stamp} ns (from {role!r} and an '
                            f'earlier sensor)')
@@ -211,7 +212,7 @@ def radar_messages(sample, layout, types, radar_records=None):
     role = roles[0]
     stamp = int(sample.stamps_ns.get(role, sample.radar.stamp_ns or sample.stamp_ns))
     frame = layout.frame(role, sample.frames)
-    radar = sample.radar.transformed(geometry.invert_transform(applied_transform(sample, role)), frame)
+    radar = sample.radar.transformed(invert_transform(applied_transform(sample, role)), frame)
     msg = radar_to_pointcloud2(radar, _header(types, stamp, frame), types, dict(radar_fields(sample.source)))
     return [FrameMessage(stamp, 'radar', layout.radar_topic_for(role), POINTCLOUD2_TYPE, msg)]
 
@@ -223,7 +224,7 @@ def lidar_message(sample, layout, types):
     xyz = np.asarray(sample.lidar_xyz, dtype=np.float64).reshape(-1, 3)
     if 'lidar' in sample.extrinsics:
         frame = layout.frame('lidar', sample.frames)
-        xyz = geometry.transform_points(xyz, geometry.invert_transform(applied_transform(sample, 'lidar')))
+        xyz = transform_points(xyz, invert_transform(applied_transform(sample, 'lidar')))
     else:
         frame = layout.frame('camera', sample.frames)
     stamp = int(sample.stamps_ns.get('lidar', sample.stamp_ns))

@@ -11,8 +11,9 @@ import bisect
 
 import numpy as np
 
-from rcdepth_ros.core import geometry
-from rcdepth_ros.core.msgtypes import make_header, stamp_to_ns
+from rcdepth_ros.core.geometry.transforms import (as_transform, invert_transform, quaternion_xyzw_from_matrix,
+                                                  transform_from_translation_quaternion)
+from rcdepth_ros.core.messages.msgtypes import make_header, stamp_to_ns
 from rcdepth_ros.errors import BagError, RcdepthError
 
 _MAX_DEPTH = 64
@@ -20,11 +21,11 @@ _MAX_DEPTH = 64
 
 def transform_stamped(types, T_parent_from_child, parent, child, stamp_ns):
     """Return a rosbags geometry_msgs/TransformStamped: ``child``'s pose in ``parent`` at ``stamp_ns``."""
-    T = geometry.as_transform(T_parent_from_child, f'transform {parent} -> {child}')
+    T = as_transform(T_parent_from_child, f'transform {parent} -> {child}')
     store = types.typestore
     Vector3, Quaternion = store.types['geometry_msgs/msg/Vector3'], store.types['geometry_msgs/msg/Quaternion']
     Transform = store.types['geometry_msgs/msg/Transform']
-    x, y, z, w = (float(v) for v in geometry.quaternion_xyzw_from_matrix(T[:3, :3]))
+    x, y, z, w = (float(v) for v in quaternion_xyzw_from_matrix(T[:3, :3]))
     transform = Transform(translation=Vector3(*(float(v) for v in T[:3, 3])), rotation=Quaternion(x, y, z, w))
     return store.types['geometry_msgs/msg/TransformStamped'](header=make_header(types, stamp_ns, parent),
                                                              child_frame_id=child, transform=transform)
@@ -40,7 +41,7 @@ def transform_to_matrix(msg):
     parent, child = str(msg.header.frame_id), str(msg.child_frame_id)
     t, q = msg.transform.translation, msg.transform.rotation
     try:
-        T = geometry.transform_from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+        T = transform_from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
     except RcdepthError as exc:
         raise BagError(f'transform {parent} -> {child}: {exc}') from None
     return parent, child, stamp_to_ns(msg.header), T
@@ -48,8 +49,8 @@ def transform_to_matrix(msg):
 
 def interpolate_transform(T0, T1, alpha):
     """Return the rigid transform ``alpha`` of the way from ``T0`` to ``T1`` (linear translation, slerp rotation)."""
-    q0 = geometry.quaternion_xyzw_from_matrix(T0[:3, :3])
-    q1 = geometry.quaternion_xyzw_from_matrix(T1[:3, :3])
+    q0 = quaternion_xyzw_from_matrix(T0[:3, :3])
+    q1 = quaternion_xyzw_from_matrix(T1[:3, :3])
     dot = float(np.dot(q0, q1))
     if dot < 0.0:                       # q and -q are one rotation: take the short way
         q1, dot = -q1, -dot
@@ -59,7 +60,7 @@ def interpolate_transform(T0, T1, alpha):
         theta = np.arccos(dot)
         q = (np.sin((1.0 - alpha) * theta) * q0 + np.sin(alpha * theta) * q1) / np.sin(theta)
     translation = (1.0 - alpha) * T0[:3, 3] + alpha * T1[:3, 3]
-    return geometry.transform_from_translation_quaternion(translation, q)
+    return transform_from_translation_quaternion(translation, q)
 
 
 class TransformBuffer:
@@ -100,7 +101,7 @@ class TransformBuffer:
         parent, child = str(parent), str(child)
         if not parent or not child or parent == child:
             raise BagError(f'transform {parent!r} -> {child!r}: frames must be two different non-empty names')
-        T = geometry.as_transform(T_parent_from_child, f'transform {parent} -> {child}')
+        T = as_transform(T_parent_from_child, f'transform {parent} -> {child}')
         other = self._dynamic if static else self._static
         if child in other:
             raise BagError(f'frame {child!r} has a {"dynamic" if static else "static"} parent '
@@ -168,7 +169,7 @@ class TransformBuffer:
         if root_source != root_target:
             raise BagError(f'no transform from {source!r} to {target!r}: they are in unconnected trees (roots '
                            f'{root_source!r} and {root_target!r}; known frames {sorted(self.frames())})')
-        return geometry.invert_transform(T_root_from_target) @ T_root_from_source
+        return invert_transform(T_root_from_target) @ T_root_from_source
 
     def lookup_full(self, target, target_ns, source, source_ns, fixed):
         """Return ``T_target(target_ns)_from_source(source_ns)`` through ``fixed`` (tf2's lookup_transform_full)."""

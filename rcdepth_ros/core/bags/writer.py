@@ -24,7 +24,7 @@ import numpy as np
 from rcdepth_ros.core.bags.layout import BagLayout, offered_qos, TF_TYPE, TOPIC_RANK
 from rcdepth_ros.core.bags.messages import body_role, describe, ego_transforms, sample_messages, static_transforms
 from rcdepth_ros.core.bags.tf import tf_message, transform_stamped
-from rcdepth_ros.core.msgtypes import rosbags_message_types
+from rcdepth_ros.core.messages.msgtypes import rosbags_message_types
 from rcdepth_ros.errors import BagError
 
 STORAGES = ('mcap', 'sqlite3')
@@ -154,9 +154,11 @@ class _OrderedWriter:
         self.counts = {}
         self.last_written = None
         self.start_ns = None
+        self.serialized_bytes = 0
 
     def push(self, stamp_ns, kind, topic, msgtype, msg):
         raw = self.typestore.serialize_cdr(msg, msgtype)
+        self.serialized_bytes += len(raw)
         heapq.heappush(self.heap, (int(stamp_ns), TOPIC_RANK[kind], self.sequence, kind, topic, msgtype, raw))
         self.sequence += 1
 
@@ -232,9 +234,9 @@ def write_bag(samples, out, options=None, layout=None, force=False, radar_record
 
     ``options`` is a BagWriteOptions, ``layout`` a BagLayout (defaults: the package's). An existing ``out`` is
     replaced only with ``force`` (and only if it is a file or a bag directory). ``radar_records(sample, role)``
-    may supply raw sensor-frame radar records (see ``messages.radar_messages``). ``progress(frames_written)`` is
-    called after each sample. Returns a BagSummary. Raises BagError (or the DatasetError of a bad sample) and then
-    leaves no partial bag behind.
+    may supply raw sensor-frame radar records (see ``messages.radar_messages``). ``progress(frames_written,
+    serialized_bytes)`` is called after each sample (the messages' bytes so far: about the bag's size). Returns a
+    BagSummary. Raises BagError (or the DatasetError of a bad sample) and then leaves no partial bag behind.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
     options = options or BagWriteOptions()
@@ -258,7 +260,7 @@ def write_bag(samples, out, options=None, layout=None, force=False, radar_record
         for sample in samples:
             frames.add(sample)
             if progress is not None:
-                progress(len(frames.frame_ids))
+                progress(len(frames.frame_ids), ordered.serialized_bytes)
         if not frames.frame_ids:
             raise BagError(f'{out}: no frames to write')
         ordered.flush_before(None)

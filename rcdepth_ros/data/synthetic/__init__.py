@@ -24,7 +24,7 @@ Conventions of the samples:
   of each sensor (world = the fixed ``frames['world']`` odometry frame, for /tf); all sensors are sampled at the
   camera stamp;
 * frames: camera ``camera_optical``, radar ``radar``, lidar ``lidar``, ego ``base_link``, world ``odom``;
-* stamps: 2024-01-01T00:00:00Z + drive * 1 h + frame * 100 ms;
+* stamps: 10 Hz from 2024-01-01T00:00:00Z, the drives one after the other with 1 s between them;
 * radar: see ``radar.py`` (sparse, vehicles and metal strongest, Doppler, clutter, ghosts, flattened elevation);
   lidar: see ``lidar.py``; weather (fog, night) changes the image only, see ``weather.py``.
 

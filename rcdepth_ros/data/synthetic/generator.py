@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 
-from rcdepth_ros.core.geometry import invert_transform, transform_points
+from rcdepth_ros.core.geometry.transforms import invert_transform, transform_points
 from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
 from rcdepth_ros.data.boxes import Box3D
 from rcdepth_ros.data.readers import lidar_depth_image, rasterise_radar
@@ -29,7 +29,7 @@ from rcdepth_ros.data.synthetic.textures import TextureBank
 
 SOURCE = 'synthetic'
 EPOCH_NS = 1_704_067_200 * 1_000_000_000            # 2024-01-01T00:00:00Z
-DRIVE_GAP_NS = 3600 * 1_000_000_000                 # drives start an hour apart
+DRIVE_GAP_NS = 1_000_000_000                         # one second between a drive's last frame and the next's first
 FRAME_PERIOD_NS = int(1e9 / FRAME_RATE)
 # TF frame of each role; 'base' is the ego vehicle (base_link on the ground under the rear axle), 'world' the
 # fixed odometry frame the ego pose is given in.
@@ -40,9 +40,15 @@ LOOK_BEHIND = 30.0
 LOOK_AHEAD_MARGIN = 60.0
 
 
-def frame_stamp_ns(drive_index, frame_index):
-    """Return the timestamp of a frame: drives an hour apart from a fixed epoch, frames at 10 Hz."""
-    return EPOCH_NS + int(drive_index) * DRIVE_GAP_NS + int(frame_index) * FRAME_PERIOD_NS
+def frame_stamp_ns(drive_index, frame_index, frames_per_drive):
+    """
+    Return the timestamp of a frame: frames at 10 Hz from a fixed epoch, each drive one second after the last.
+
+    The drives follow one another (a bag of several drives spans their frames, not hours of nothing a player
+    would wait through); the one-second gap keeps a drive's sweeps out of the next drive's radar window.
+    """
+    drive_span_ns = int(frames_per_drive) * FRAME_PERIOD_NS + DRIVE_GAP_NS
+    return EPOCH_NS + int(drive_index) * drive_span_ns + int(frame_index) * FRAME_PERIOD_NS
 
 
 @dataclasses.dataclass
@@ -121,7 +127,7 @@ class SceneGenerator:
         drive_index = drive.index
         rig = drive.rig
         t = frame_index / FRAME_RATE
-        stamp = frame_stamp_ns(drive_index, frame_index)
+        stamp = frame_stamp_ns(drive_index, frame_index, cfg.frames_per_drive)
         T_world_from_base = drive.ego_pose(t)
         poses = {'base': T_world_from_base, 'camera': T_world_from_base @ rig.T_base_from_camera,
                  'lidar': T_world_from_base @ rig.T_base_from_lidar,

@@ -6,7 +6,7 @@ import multiprocessing
 
 from rcdepth_ros.data.readers import ON_ERROR, SampleReader, SkippedFrame
 from rcdepth_ros.data.synthetic.config import synthetic_config, SyntheticConfig
-from rcdepth_ros.data.synthetic.generator import SceneGenerator, SOURCE
+from rcdepth_ros.data.synthetic.generator import frame_stamp_ns, SceneGenerator, SOURCE
 from rcdepth_ros.errors import ConfigError, DatasetError
 
 # Splits are disjoint sets of drives (different random layouts), each with config.num_drives drives.
@@ -70,6 +70,11 @@ class SyntheticReader(SampleReader):
         if isinstance(frame_id, tuple) and len(frame_id) == 2:
             frame_id = synthetic_frame_id(*frame_id)
         return super().resolve_frame_id(frame_id)
+
+    def stamp_ns(self, frame_id):
+        """Return the stamp of ``frame_id`` without generating it (bag writing orders and spans by it)."""
+        drive, frame = self._indices(self.resolve_frame_id(frame_id))
+        return frame_stamp_ns(drive, frame, self.config.frames_per_drive)
 
     def _indices(self, frame_id):
         drive, frame = frame_id[len('drive'):].split('/')

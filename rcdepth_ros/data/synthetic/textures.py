@@ -45,11 +45,3 @@ class TextureBank:
         ix = (np.asarray(x) * scale).astype(np.int32) & (size - 1)
         iy = (np.asarray(y) * scale).astype(np.int32) & (size - 1)
         return np.take(tile.ravel(), (iy << SHIFT) | ix)
-
-    def hashed(self, *keys):
-        """Return a value in [0, 1) for integer-valued keys (arrays broadcast), e.g. (building, floor, column)."""
-        h = None
-        for prime, k in zip((73856093, 19349663, 83492791, 2654435), keys):
-            term = np.asarray(k).astype(np.int32) * np.int32(prime)
-            h = term if h is None else h ^ term
-        return np.take(self.table, (h >> 7) & (HASH_SIZE - 1))
