@@ -1,5 +1,5 @@
 """
-The distillation gate: does the teacher know more than the student it is to teach?
+The distillation gate: the teacher must know more than the student it is to teach.
 
 ``python -m training.gate --teacher RUN_OR_CHECKPOINT --student RUN_OR_CHECKPOINT [--student ...] [--split dev]``
 
@@ -84,8 +84,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m training.gate', description=__doc__.strip().splitlines()[0])
     parser.add_argument('--teacher', required=True, help='teacher run directory or checkpoint')
     parser.add_argument('--student', action='append', required=True, help='direct student run or checkpoint')
-    parser.add_argument('--config', default=None, help='experiment YAML whose data section to use (default: the '
-                                                         "teacher run's config.yaml)")
+    parser.add_argument('--config', default=None,
+                        help="experiment YAML whose data section to use (default: the teacher run's config.yaml)")
     parser.add_argument('--split', default='dev', help='split of the data source to score on')
     parser.add_argument('--frames', default=None, help='frame selection within the split')
     parser.add_argument('--min-gain', type=float, default=20.0, help='required gain in percent')

@@ -30,12 +30,12 @@ import time
 
 import numpy as np
 from rcdepth_ros.config import to_dict
+from rcdepth_ros.core.geometry.model_input import ImageTransform
 from rcdepth_ros.data.cache import CACHE_VERSION, default_cache_directory, reader_identity
 from rcdepth_ros.errors import ConfigError, DatasetError
 from rcdepth_ros.models.checkpoint import checkpoint_paths
 import torch
 import torch.nn.functional as F
-from rcdepth_ros.core.geometry.model_input import ImageTransform
 
 TARGETS_VERSION = 1
 MANIFEST = 'manifest.json'
@@ -219,7 +219,7 @@ def build_targets(store_dir, manifest, runner, dataset, device, batch_size=4, lo
             frame_id = dataset.frame_ids[index]
             base = dataset.base(index)
             transform = ImageTransform.fit_width(base['image'].shape[0], base['image'].shape[1],
-                                                          cfg.height, cfg.width, cfg.crop)
+                                                 cfg.height, cfg.width, cfg.crop)
             depth, valid = place_on_base(out['depth'][row, 0].float().cpu().numpy(), transform)
             arrays = {'depth': depth.astype(np.float32), 'valid': valid}
             if 'logits' in stored:

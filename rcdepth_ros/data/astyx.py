@@ -182,9 +182,10 @@ class AstyxReader(SampleReader):
     """
     Samples of Astyx HiRes2019 in its original layout.
 
-    ``split`` ('train', 'val', 'fit', 'dev': ``ASTYX_SPLITS``) or ``frames`` ('0-349', '0-10,20': frame indices of dataset.json) restrict the
-    frames; numbers in ``select`` are frame indices too. ``radar_image`` computes ``Sample.radar_image`` at
-    image resolution (20 MB a frame; the torch Dataset does not need it); ``boxes`` loads the 3D boxes.
+    ``split`` ('train', 'val', 'fit', 'dev': ``ASTYX_SPLITS``) or ``frames`` ('0-349', '0-10,20': frame indices of
+    dataset.json) restrict the frames; numbers in ``select`` are frame indices too. ``radar_image`` computes
+    ``Sample.radar_image`` at image resolution (20 MB a frame; the torch Dataset does not need it); ``boxes`` loads the
+    3D boxes.
     """
 
     source = 'astyx'

@@ -105,7 +105,7 @@ class RadarCameraDataset:
         self.cache = cache
         self.epoch = 0
         self.frame_ids = reader.frame_ids
-        self.lidar_rings = None if lidar_rings is None else np.asarray(sorted(set(int(r) for r in lidar_rings)))
+        self.lidar_rings = None if lidar_rings is None else np.asarray(sorted({int(r) for r in lidar_rings}))
         self.lidar_depth_scale = float(lidar_depth_scale)
         self.lidar_prior_radius = lidar_prior_radius
         self.aligned_maps = aligned_maps

@@ -102,8 +102,9 @@ def evaluate_model(model, source, root=None, split=None, frames=None, reader_opt
 
 def add_arguments(parser):
     """Register the command's arguments."""
-    parser.add_argument('--model', default='', help='checkpoint (.safetensors / .json / stem); default: the bundled '
-                                                 'model trained on --dataset (weights/), else the demo model')
+    parser.add_argument('--model', default='',
+                        help='checkpoint (.safetensors / .json / stem); default: the bundled '
+                        'model trained on --dataset (weights/), else the demo model')
     parser.add_argument('--dataset', required=True, help='data source: astyx, nuscenes, zju, synthetic')
     parser.add_argument('--root', default=None, help='data set folder (default: under $RCDEPTH_DATA)')
     parser.add_argument('--split', default=None, help="a split of the source (Astyx: 'train', 'val')")

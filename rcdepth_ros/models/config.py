@@ -211,7 +211,8 @@ class LidarInputConfig:
     def __post_init__(self):
         """Check the ring ids and the scale."""
         if any(r < 0 for r in self.rings) or len(set(self.rings)) != len(self.rings):
-            raise ConfigError(f'model.lidar_input.rings must be distinct non-negative ring ids, got {list(self.rings)}')
+            raise ConfigError('model.lidar_input.rings must be distinct non-negative ring ids, '
+                              f'got {list(self.rings)}')
         if not self.depth_scale > 0:
             raise ConfigError(f'model.lidar_input.depth_scale must be > 0, got {self.depth_scale}')
         if self.prior_radius < 0:

@@ -12,7 +12,7 @@ from rcdepth_ros.paths import SOURCE_ROOT
 SCRIPT = SOURCE_ROOT / 'benchmarks' / 'gpu_distill.sh'
 # What the GPU machine lacks: importing any of these there would end the run.
 ABSENT_THERE = ('rclpy', 'rosbags', 'matplotlib', 'tensorboard', 'nuscenes', 'hypothesis')
-BLOCKER = '''
+BLOCKER = """
 import importlib.abc, importlib.machinery, sys
 BLOCKED = %r
 
@@ -31,7 +31,7 @@ class _Absent(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, _Absent())
-''' % (ABSENT_THERE,)
+""" % (ABSENT_THERE,)
 
 
 def test_gpu_table_script_on_the_cpu_at_a_tiny_size(tmp_path, astyx_root):
@@ -56,10 +56,9 @@ def test_gpu_table_script_on_the_cpu_at_a_tiny_size(tmp_path, astyx_root):
                             cwd=SOURCE_ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = json.loads((out / 'results' / 'distill_astyx.json').read_text())
-    assert [r['name'] for r in table['rows']] == ['astyx/teacher_lidar', 'astyx/student_direct_s42',
-                                                   'astyx/student_direct_s43', 'astyx/student_xd_s42',
-                                                   'astyx/student_direct_s44', 'astyx/student_xd_s43',
-                                                   'astyx/student_xd_s44']
+    assert [r['name'] for r in table['rows']] == [
+        'astyx/teacher_lidar', 'astyx/student_direct_s42', 'astyx/student_direct_s43', 'astyx/student_xd_s42',
+        'astyx/student_direct_s44', 'astyx/student_xd_s43', 'astyx/student_xd_s44']
     assert all(r['eval_frames'] == 2 and r['steps'] == 1 for r in table['rows'])
     assert table['gate']['pixels'] == 'held-out lidar rings' and table['summary']['seeds']['80']['xd']['n'] == 3
     assert 'distill.targets.offline=false' in table['settings']['overrides']

@@ -14,7 +14,7 @@ from training.config import experiment_from_dict
 from training.losses import registry
 from training.losses.base import KDContext, TermConfig
 from training.losses.xd import bin_widths, DepthDistributionTerm, lidar_band, soft_depth_log_distribution
-from training.objective import TeacherRunner, teacher_info, TrainingObjective
+from training.objective import teacher_info, TeacherRunner, TrainingObjective
 
 
 def test_every_registered_term_declares_config_needs_and_a_section():
@@ -28,7 +28,7 @@ def test_every_registered_term_declares_config_needs_and_a_section():
 
 
 def test_a_new_term_is_one_file_and_one_line(tmp_path, monkeypatch, tiny_experiment):
-    (tmp_path / 'probe_term.py').write_text(textwrap.dedent('''
+    (tmp_path / 'probe_term.py').write_text(textwrap.dedent("""
         import dataclasses
         from training.losses.base import KDTerm, TermConfig
 
@@ -45,7 +45,7 @@ def test_a_new_term_is_one_file_and_one_line(tmp_path, monkeypatch, tiny_experim
             def forward(self, context):
                 diff = context.student['depth'].float() - context.teacher['depth'].float()
                 return diff.abs().pow(self.cfg.power).mean()
-    '''))
+    """))
     monkeypatch.syspath_prepend(str(tmp_path))
     lines = registry.TERM_CLASSES + ('probe_term.ProbeTerm',)          # the one line
     monkeypatch.setattr(registry, 'TERMS', {c.name: c for c in map(registry._load, lines)})
@@ -161,4 +161,5 @@ def test_grad_fraction_sets_the_term_gradient_to_that_share_of_the_supervised_on
     norm = lambda gs: math.sqrt(sum(float(g.pow(2).sum()) for g in gs if g is not None))  # noqa: E731
     assert norm(g_term) / norm(g_sup) == pytest.approx(0.5, rel=1e-4)
     total = objective.recombine(1.0)
-    assert float(total.detach()) == pytest.approx(float((objective.last_raw['supervised'] + weighted).detach()), rel=1e-6)
+    expected = float((objective.last_raw['supervised'] + weighted).detach())
+    assert float(total.detach()) == pytest.approx(expected, rel=1e-6)

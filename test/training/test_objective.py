@@ -8,7 +8,7 @@ from rcdepth_ros.models import build_model
 from rcdepth_ros.models.export import example_inputs
 import torch
 from training.config import experiment_from_dict
-from training.objective import TeacherRunner, teacher_info, TrainingObjective
+from training.objective import teacher_info, TeacherRunner, TrainingObjective
 
 ALL_TERMS = ('dd', 'saliency', 'feature', 'pairwise', 'inter_depth', 'fsnet', 'confidence', 'crkd')
 

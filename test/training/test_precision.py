@@ -8,7 +8,7 @@ from rcdepth_ros.models.export import example_inputs
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from training.config import experiment_from_dict
-from training.objective import TeacherRunner, teacher_info, TrainingObjective
+from training.objective import teacher_info, TeacherRunner, TrainingObjective
 
 # Ops CUDA autocast raises on ("unsafe to autocast"): the first teacher step on a GPU failed on this one.
 REFUSED_BY_CUDA_AUTOCAST = {'aten::binary_cross_entropy', 'aten::binary_cross_entropy_backward'}
@@ -59,7 +59,8 @@ def test_every_architecture_trains_with_autocast_safe_fp32_losses(kind, tiny_exp
         data['model'] = tiny_teacher_model
         data['loss'] = {'radar_branch_weight': 0.5}         # the stage-1 BCE that failed on CUDA
     elif kind == 'lircdepth':
-        data['model'] = {'architecture': 'lircdepth', 'image_encoder': {'name': 'small_cnn', 'widths': [8, 8, 8, 8, 8]},
+        data['model'] = {'architecture': 'lircdepth',
+                         'image_encoder': {'name': 'small_cnn', 'widths': [8, 8, 8, 8, 8]},
                          'radar_encoder': {'name': 'small_cnn', 'widths': [8, 8, 8, 8, 8]},
                          'fusion': {'kind': 'add'}, 'head': {'kind': 'sigmoid'},
                          'decoder': {'kind': 'transposed_ir', 'widths': [16, 16, 8, 8, 8], 'expansion': 2}}

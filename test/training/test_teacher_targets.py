@@ -18,9 +18,9 @@ from training.config import experiment_from_dict, SplitConfig
 from training.gate import check_gate, describe
 from training.loop.data import build_dataset
 from training.loop.trainer import train
-from training.objective import TeacherRunner, teacher_info, TrainingObjective
+from training.objective import teacher_info, TeacherRunner, TrainingObjective
 from training.targets import _write_frame, _write_json, expected_manifest, MANIFEST, open_targets, teacher_hash
-from training.targets import teacher_output_from_batch, TargetStore
+from training.targets import TargetStore, teacher_output_from_batch
 
 EVEN_RINGS = list(range(0, 32, 2))          # every other beam of the synthetic 32-beam lidar
 ASTYX_RINGS = (0, 1, 4, 5, 8, 9, 12, 13)

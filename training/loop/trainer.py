@@ -12,16 +12,15 @@ Run directory (``--out``)::
     plots/curves.png, samples_epoch<NNN>.png
     summary.json                final numbers (time, steps, best validation, replica digests under DDP)
 
-Step: the frozen teacher (when distilling online; offline targets come with the batch, ``training.targets``) and
-the ``TrainingObjective`` run under autocast (``train.amp``: bf16 on CUDA where supported, else fp16 with a gradient
-scaler; bf16 on the CPU when asked), the losses in float32; every ``distill.balance_every_steps`` steps the
-gradient norm of each distillation term relative to the supervised one is measured (``grad_<term>`` in
-``logs/train.csv``) and ``grad_fraction`` terms re-weighted; backward, gradient clipping on the global norm, AdamW
-step, polynomial lr step. A model with lidar input (a cross-modal teacher) reads the batch's ``lidar`` channels and
-is supervised on the held-out rings (``depth_gt_heldout``). Determinism: the seed fixes the initialisation, the data order is a function of
-(seed, epoch) and the augmentation of (seed, epoch, frame), and the resume state restores weights, optimiser,
-scheduler and RNG exactly, so on the CPU a resumed run ends with bit-identical weights
-(``test/training/test_resume.py``).
+Step: the frozen teacher (when distilling online; offline targets come with the batch, ``training.targets``) and the
+``TrainingObjective`` run under autocast (``train.amp``: bf16 on CUDA where supported, else fp16 with a gradient
+scaler; bf16 on the CPU when asked), the losses in float32; every ``distill.balance_every_steps`` steps the gradient
+norm of each distillation term relative to the supervised one is measured (``grad_<term>`` in ``logs/train.csv``) and
+``grad_fraction`` terms re-weighted; backward, gradient clipping on the global norm, AdamW step, polynomial lr step. A
+model with lidar input (a cross-modal teacher) reads the batch's ``lidar`` channels and is supervised on the held-out
+rings (``depth_gt_heldout``). Determinism: the seed fixes the initialisation, the data order is a function of (seed,
+epoch) and the augmentation of (seed, epoch, frame), and the resume state restores weights, optimiser, scheduler and
+RNG exactly, so on the CPU a resumed run ends with bit-identical weights (``test/training/test_resume.py``).
 """
 
 import contextlib
@@ -48,7 +47,7 @@ from training.loop.provenance import command_line, git_commit
 from training.loop.state import (capture_rng, load_resume_state, previous_state_path, restore_rng, save_state,
                                  state_path, STATE_VERSION)
 from training.loop.validate import validate
-from training.objective import check_teacher_for_student, TeacherRunner, teacher_info, TrainingObjective
+from training.objective import check_teacher_for_student, teacher_info, TeacherRunner, TrainingObjective
 from training.targets import default_directory, expected_manifest, open_targets, teacher_hash
 from training.targets import teacher_output_from_batch
 import yaml
@@ -132,7 +131,7 @@ class Trainer:
         self.gt_key = 'depth_gt_heldout' if own_lidar else 'depth_gt'
         teacher_lidar = info['lidar_input'] if info and info['lidar_input'].enabled else None
         if own_lidar and teacher_lidar and tuple(own_lidar.rings) != tuple(teacher_lidar.rings):
-            raise ConfigError(f'model.lidar_input rings {list(own_lidar.rings)} differ from the teacher\'s '
+            raise ConfigError(f"model.lidar_input rings {list(own_lidar.rings)} differ from the teacher's "
                               f'{list(teacher_lidar.rings)}: both read the same batch')
         self.store = self._offline_targets(teacher_lidar)
         lidar = own_lidar or (teacher_lidar if self.store is None else None)
@@ -270,7 +269,8 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _training_meta(self, kind, result=None):
         data = self.cfg.data
-        return {'teacher_hash': self.teacher_digest, 'offline_targets': str(self.store.directory) if self.store else None,
+        return {'teacher_hash': self.teacher_digest,
+                'offline_targets': str(self.store.directory) if self.store else None,
                 'kind': kind, 'experiment': self.cfg.name, 'command': self.command, 'git': self.git,
                 'data': {'source': data.source, 'root': data.root, 'options': data.options,
                          'train': to_dict(data.train), 'val': to_dict(data.val) if data.val else None},
@@ -462,7 +462,8 @@ class Trainer:
                        'world_size': self.dist.world_size, 'device': str(self.device),
                        'autocast': str(self.autocast_dtype).replace('torch.', '') if self.autocast_dtype else None,
                        'train_frames_per_second': self.loop_frames / self.loop_seconds if self.loop_seconds else None,
-                       'data_workers': self.workers, 'offline_targets': str(self.store.directory) if self.store else None,
+                       'data_workers': self.workers,
+                       'offline_targets': str(self.store.directory) if self.store else None,
                        'best': self.progress['best'], 'validation': self.progress['val'],
                        'final_checkpoint': str(final), 'replica_digests': digests,
                        'replica_parameter_digests': parameter_digests,

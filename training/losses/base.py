@@ -1,6 +1,8 @@
 """
-What every distillation term shares: ``TermConfig`` (enabled, weight, grad_fraction), ``KDContext`` (what a term
-reads) and the ``KDTerm`` base class. The registry of terms is ``training.losses.registry``.
+What every distillation term shares.
+
+``TermConfig`` (enabled, weight, grad_fraction), ``KDContext`` (what a term reads) and the ``KDTerm`` base class.
+The registry of terms is ``training.losses.registry``.
 """
 
 import dataclasses

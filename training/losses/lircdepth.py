@@ -113,8 +113,6 @@ def inter_depth_kd(student_output, teacher_output, scales=(2, 4, 8), alpha=5.0, 
                for i, s in enumerate(sorted(scales)))
 
 
-
-
 @dataclasses.dataclass
 class FeatureKD(TermConfig):
     """``feature``: LiRCDepth pixel-wise feature KD, L1 between adapted student and teacher encoder features."""

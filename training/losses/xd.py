@@ -2,14 +2,14 @@
 XD-RCDepth's two distillation terms (``../shared/docs/method.md`` section 3): ``dd`` and ``saliency``.
 
 Depth-distribution KD (``DepthDistributionTerm``): KL(p_T || p_S) per pixel over K depth bins with centres c_k,
-averaged over the pixels of its ``mask``. Each side's distribution comes from bin logits where the model has a bin
-head with these bins (softmax(logits / T)), else from a depth map, ``p_k = softmax_k(-|d - c_k| / tau_k)``:
-``tau: spacing`` makes tau_k the width of bin k, so a depth spreads over about its two neighbouring bins whatever
-the spacing (a fixed tau of 1 m spreads a near depth over many of the narrow near 'sid' bins and makes a far one
-one-hot among the wide far bins, so the gradient swings with where d sits between centres). ``mask``: 'all' pixels, or only those the teacher can vouch
-for: 'lidar_band' (between the highest and the lowest lidar return of the pixel's column, where the teacher's
-input rings and the held-out rings it was checked on lie) and 'lidar_band_confident' (also its bin
-distribution's std below ``max_relative_std`` of its depth).
+averaged over the pixels of its ``mask``. Each side's distribution comes from bin logits where the model has a bin head
+with these bins (softmax(logits / T)), else from a depth map, ``p_k = softmax_k(-|d - c_k| / tau_k)``: ``tau: spacing``
+makes tau_k the width of bin k, so a depth spreads over about its two neighbouring bins whatever the spacing (a fixed
+tau of 1 m spreads a near depth over many of the narrow near 'sid' bins and makes a far one one-hot among the wide far
+bins, so the gradient swings with where d sits between centres). ``mask``: 'all' pixels, or only those the teacher can
+vouch for: 'lidar_band' (between the highest and the lowest lidar return of the pixel's column, where the teacher's
+input rings and the held-out rings it was checked on lie) and 'lidar_band_confident' (also its bin distribution's std
+below ``max_relative_std`` of its depth).
 
 Saliency KD (``SaliencyTerm``): the student's Grad-CAM map is pulled towards the teacher's (detached) by L1, L2
 or cosine distance (``saliency_map_loss``). The student's map is differentiable: ``alpha: graph`` keeps the
@@ -80,7 +80,7 @@ def kl_map(teacher_log_p, student_log_p):
     """Return KL(p_T || p_S) per pixel (B, 1, H, W) of two log distributions (B, K, H, W); the teacher is detached."""
     if student_log_p.shape[1] != teacher_log_p.shape[1]:
         raise ConfigError(f'depth-distribution KD: the student distribution has {student_log_p.shape[1]} bins, '
-                          f'the teacher\'s {teacher_log_p.shape[1]}')
+                          f"the teacher's {teacher_log_p.shape[1]}")
     teacher_log_p = teacher_log_p.detach().float()
     return (teacher_log_p.exp() * (teacher_log_p - student_log_p.float())).sum(dim=1, keepdim=True)
 
@@ -201,7 +201,7 @@ class DepthDistributionTerm(KDTerm):
         teacher_centers = (teacher_info or {}).get('bin_centers')
         fits = distribution_centers_match(teacher_centers, centers)
         if cfg.teacher == 'logits' and not fits:
-            raise ConfigError(f'distill.dd.teacher: logits needs a teacher bin head with the distribution\'s '
+            raise ConfigError(f"distill.dd.teacher: logits needs a teacher bin head with the distribution's "
                               f'{num} {spacing!r} bins over {low}..{high} m; this teacher has '
                               f'{"none" if teacher_centers is None else f"{teacher_centers.numel()} other bins"}')
         self.teacher_logits = cfg.teacher == 'logits' or (cfg.teacher == 'auto' and fits)
@@ -228,7 +228,7 @@ class DepthDistributionTerm(KDTerm):
             std = teacher.get('uncertainty')
             if std is None:
                 if teacher.get('logits') is None:
-                    raise ConfigError('distill.dd.mask lidar_band_confident needs the teacher\'s bin distribution '
+                    raise ConfigError("distill.dd.mask lidar_band_confident needs the teacher's bin distribution "
                                       '(a teacher with a bin head)')
                 _, std = distribution_statistics(teacher['logits'].float(), teacher['bin_centers'])
             mask &= std.float() < self.cfg.max_relative_std * depth.float().clamp_min(1e-3)
