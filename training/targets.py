@@ -94,6 +94,27 @@ def check_manifest(found, expected, directory):
                               f'(it is rebuilt) or set distill.targets.directory to another one')
 
 
+def manifest_serves(found, expected):
+    """
+    Return True when a folder made as ``found`` holds everything a run expecting ``expected`` reads.
+
+    Every compared field must agree, except that the folder may store more maps than the run needs (a run
+    distilling depth alone can read the folder of a depth + saliency run of the same teacher); saliency settings only
+    matter when the run reads the saliency map.
+    """
+    for key in COMPARED:
+        if key == 'stored':
+            if not set(expected.get('stored') or ()) <= set(found.get('stored') or ()):
+                return False
+        elif key == 'saliency':
+            if expected.get('saliency') is not None and 'saliency' in (expected.get('stored') or ()) and \
+                    found.get('saliency') != expected.get('saliency'):
+                return False
+        elif found.get(key) != expected.get(key):
+            return False
+    return True
+
+
 class TargetStore:
     """
     A folder of offline teacher targets (one ``<frame key>.safetensors`` per frame and ``manifest.json``).
@@ -272,17 +293,18 @@ def open_targets(directory, expected, runner, dataset, device, log=print):
     """
     Return the TargetStore of ``directory`` for ``dataset``'s frames, building what is missing (under the lock).
 
-    A folder whose manifest differs from ``expected`` is refused (``check_manifest``), never overwritten.
+    A folder whose manifest differs from ``expected`` is refused (``check_manifest``), never overwritten; a complete
+    folder that stores more maps than the run reads serves it (``manifest_serves``).
     """
     directory = Path(directory)
     with FolderLock(directory):
         path = directory / MANIFEST
         manifest = json.loads(path.read_text()) if path.is_file() else None
-        if manifest is not None:
-            check_manifest(manifest, expected, directory)
         missing = manifest is None or any(f not in (manifest.get('frames') or {}) or
                                           not (directory / manifest['frames'][f]).is_file()
                                           for f in dataset.frame_ids)
+        if manifest is not None and not (not missing and manifest_serves(manifest, expected)):
+            check_manifest(manifest, expected, directory)
         if missing:
             manifest = build_targets(directory, expected, runner, dataset, device, log=log)
     return TargetStore(directory, manifest)

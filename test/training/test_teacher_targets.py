@@ -195,6 +195,36 @@ def test_stale_targets_are_refused_naming_both(tmp_path, tiny_experiment, lidar_
         _store(exp, lidar_teacher, directory)
 
 
+def test_a_folder_storing_more_serves_a_run_that_reads_less(tmp_path, tiny_experiment, lidar_teacher):
+    exp = _kd_experiment(tiny_experiment, lidar_teacher, tmp_path)
+    directory = tmp_path / 'targets'
+    full = _store(exp, lidar_teacher, directory)[0]
+    model = load_checkpoint(lidar_teacher)[0]
+    runner = TeacherRunner(model, exp.distill)
+    plain = build_dataset(exp.data, exp.input, exp.data.train, 0, augment=False,
+                          lidar_input=model.model_cfg.lidar_input)
+    digest = teacher_hash(lidar_teacher)
+    depth_only = expected_manifest(exp, lidar_teacher, digest, plain.reader, {'depth'}, None)
+    store = open_targets(directory, depth_only, runner, plain, torch.device('cpu'), log=None)
+    assert store.manifest['stored'] == ['depth', 'logits', 'saliency'] and store.frames == full.frames
+    frame = plain.frame_ids[0]
+    assert np.array_equal(store.load(frame)['teacher_depth'][0], full.load(frame)['teacher_depth'][0])
+    # other saliency settings matter only to a run that reads the saliency map
+    other = dict(expected_manifest(exp, lidar_teacher, digest, plain.reader, {'depth', 'saliency'}, runner.saliency),
+                 saliency={'layer': 'decoder.stages.0', 'target': 'mean', 'normalise': 'max', 'size_divisor': 8})
+    with pytest.raises(ConfigError, match='stale.*saliency'):
+        open_targets(directory, other, runner, plain, torch.device('cpu'), log=None)
+    # a run needing more than the folder holds is refused naming both
+    manifest = json.loads((directory / MANIFEST).read_text())
+    _write_json(directory / MANIFEST, dict(manifest, stored=['depth']))
+    with pytest.raises(ConfigError, match=r"stale.*\['depth'\].*\['depth', 'logits', 'saliency'\]"):
+        _store(exp, lidar_teacher, directory)
+    # an incomplete folder is built only for the run it was made for
+    _write_json(directory / MANIFEST, dict(manifest, frames={}))
+    with pytest.raises(ConfigError, match='stale'):
+        open_targets(directory, depth_only, runner, plain, torch.device('cpu'), log=None)
+
+
 def test_offline_kd_run_end_to_end_and_the_gate(tmp_path, tiny_experiment, lidar_teacher):
     data = tiny_experiment(data={'cache_dir': str(tmp_path / 'cache')},
                            train={'epochs': 2, 'max_steps_per_epoch': 2},
