@@ -17,7 +17,7 @@ from pathlib import Path
 import time
 
 from rcdepth_ros.config import bounded_number, load_yaml
-from rcdepth_ros.core.inference.bundled_model import bundled_model_for
+from rcdepth_ros.core.inference.bundled_model import ASTYX_TRAINED, bundled_model_for, SYNTHETIC_ONLY
 from rcdepth_ros.core.inference.engine import InferenceEngine
 from rcdepth_ros.core.inference.refine import RefineSettings
 from rcdepth_ros.data.registry import open_reader
@@ -103,8 +103,9 @@ def evaluate_model(model, source, root=None, split=None, frames=None, reader_opt
 def add_arguments(parser):
     """Register the command's arguments."""
     parser.add_argument('--model', default='',
-                        help='checkpoint (.safetensors / .json / stem); default: the bundled '
-                        'model trained on --dataset (weights/), else the demo model')
+                        help='checkpoint (.safetensors / .json / stem); default: the bundled model trained on '
+                             f'--dataset (weights/; for astyx the bundled Astyx model, {ASTYX_TRAINED}), else the '
+                             f'bundled demo model ({SYNTHETIC_ONLY})')
     parser.add_argument('--dataset', required=True, help='data source: astyx, nuscenes, zju, synthetic')
     parser.add_argument('--root', default=None, help='data set folder (default: under $RCDEPTH_DATA)')
     parser.add_argument('--split', default=None, help="a split of the source (Astyx: 'train', 'val')")

@@ -27,3 +27,23 @@ def test_bundle_a_run(tmp_path, tiny_experiment, capsys):
         assert a.shape == b.shape and (a.float() - b.float()).abs().max() <= 1e-3 * (1 + b.abs().max()), name
     note = (tmp_path / 'weights' / 'tiny.md').read_text()
     assert '## Licence' in note and 'CC X' in note and '| 80 m |' in note
+
+
+def test_bundle_picks_the_run_with_the_lowest_final_validation(tmp_path, capsys):
+    from training.bundle import pick_run
+
+    def summary(name, maes):
+        run = tmp_path / name
+        run.mkdir()
+        validation = [{'epoch': i + 1, 'metrics': {'caps': {'80': {'mae': mae}}}} for i, mae in enumerate(maes)]
+        (run / 'summary.json').write_text(json.dumps({'validation': validation}))
+        return run
+
+    # the last validation decides, not the best one along the way
+    first, second = summary('s42', [3000.0, 4100.0]), summary('s43', [3900.0, 3950.0])
+    picked, scores = pick_run([first, second])
+    assert picked == second and scores == {str(first): 4100.0, str(second): 3950.0}
+    unvalidated = tmp_path / 'unvalidated'
+    unvalidated.mkdir()
+    assert bundle_main(['--run', str(first), '--run', str(unvalidated), '--out', str(tmp_path / 'w')]) == 2
+    assert 'no validation MAE@80' in capsys.readouterr().err

@@ -1,15 +1,18 @@
 """
-The models shipped with the package: the checkpoint in ``weights/`` that the node and the demo use by default.
+The models shipped with the package in ``weights/``.
 
-It is trained on synthetic scenes only (``SYNTHETIC_ONLY`` is said wherever it is named); real use needs a model
-trained on real data.
+- **The bundled demo model** (``make demo-model``): the student trained on synthetic scenes only
+  (``SYNTHETIC_ONLY`` is said wherever it is named). The node, the demo and ``rcdepth eval-bag`` load it when no
+  model is given; real use needs a model trained on real data.
+- **The bundled Astyx model** (``make astyx-model``): the distilled student trained on Astyx HiRes2019
+  (``ASTYX_TRAINED``; the data's licence, CC BY-NC-SA 4.0, carries over to the weights, see the note beside them).
+  ``rcdepth eval --dataset astyx`` picks it.
 
-A checkpoint is a ``.safetensors`` file with its ``.json`` beside it (``models.checkpoint``). The bundled one is
-found by looking, not by a fixed name, so whoever trains it (``make demo-model``) chooses the name; when there
-are several, one whose name contains ``demo`` wins, else the choice is ambiguous and refused.
-``bundled_model_for(source)`` picks, for evaluating a data source, the bundled checkpoint trained on that source
-(its JSON's ``training.data.source``; the Astyx-trained student for ``rcdepth eval --dataset astyx``), else the
-default one.
+A checkpoint is a ``.safetensors`` file with its ``.json`` beside it (``models.checkpoint``). The default one is
+found by looking, not by a fixed name, so whoever trains it chooses the name; when there are several, one whose name
+contains ``demo`` wins, else the choice is ambiguous and refused. ``bundled_model_for(source)`` picks, for evaluating
+a data source, the bundled checkpoint trained on that source (its JSON's ``training.data.source``: the bundled Astyx
+model for ``rcdepth eval --dataset astyx``), else the default one.
 """
 
 import json
@@ -19,9 +22,12 @@ from rcdepth_ros.errors import CheckpointError
 from rcdepth_ros.paths import weights_directory
 
 HOW_TO_MAKE = '`make demo-model` (trains the synthetic-scene student and writes it to weights/)'
-# Said wherever the bundled model is named (parameter descriptions, launch arguments, --model help, the node's log):
-# it serves the demo and the tests; on real frames it is no model to rely on (docs/models.md has the figures).
+# Said wherever the bundled demo model is named (parameter descriptions, launch arguments, --model help, the node's
+# log): it serves the demo and the tests; on real frames it is no model to rely on (docs/models.md has the figures).
 SYNTHETIC_ONLY = 'trained on synthetic scenes only: for the demo and the tests, not for real sensors'
+# Said wherever the bundled Astyx model is named: what it was trained on and the licence its weights carry.
+ASTYX_TRAINED = ('trained on Astyx HiRes2019, licensed CC BY-NC-SA 4.0 like that data (non-commercial; see '
+                 'weights/xdrcdepth_astyx.md)')
 
 
 def _is_checkpoint(json_path):
