@@ -18,7 +18,7 @@ export FASTRTPS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_shm.xml
 export RCDEPTH_DATA ?= $(abspath $(CURDIR)/../shared/data)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv test demo lint bench clean bench-distill demo-model
+.PHONY: venv test demo lint bench clean bench-distill demo-model astyx-model
 
 venv: $(STAMP)
 
@@ -39,9 +39,17 @@ demo: $(STAMP)
 	$(PY) -m rcdepth_ros.cli demo --out out/demo
 
 # The Astyx distillation table (training/tables/distill_astyx.yaml): trains every run (resumable, complete runs
-# skipped), evaluates each at the original resolution, writes benchmarks/results/distill_astyx.{json,md}.
+# skipped), checks the distillation gate before the KD rows, evaluates each row on frames 350-435, writes
+# benchmarks/results/distill_astyx.{json,md}. Two single-thread jobs (docs/training.md).
 bench-distill: $(STAMP)
 	$(PY) -m training.run_table --jobs 2 --threads 1
+
+# The bundled Astyx model: the table's XD-KD student (seed 42), float16, with its weights note (licence, figures).
+ASTYX_RUN := runs/astyx/student_xd_s42
+astyx-model: $(STAMP)
+	test -f $(ASTYX_RUN)/eval/evaluation.json || $(PY) -m training.run_table --jobs 2 --threads 1 --only astyx/student_xd_s42
+	$(PY) -m training.bundle --run $(ASTYX_RUN) --out weights/xdrcdepth_astyx \
+		--license "Trained on Astyx HiRes2019 (Astyx GmbH), licensed CC BY-NC-SA 4.0 (https://creativecommons.org/licenses/by-nc-sa/4.0/): these weights are a derivative of that data set and are shared under the same licence, non-commercial use only, with attribution to Astyx GmbH."
 
 # The bundled demo model: the synthetic-scene student (one torch thread: the same bytes on any core count),
 # stored in float16 under weights/.

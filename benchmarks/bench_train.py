@@ -4,14 +4,16 @@ Training cost on Astyx: one epoch of the table's runs at candidate resolutions, 
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/bench_train.py [--resolutions 96x320,128x416,192x640] [--threads 1]
-        [--runs student_direct:0,teacher:0,student_xd:25,lircdepth:25,teacher@bf16:25] [--quick]
+        [--runs student_direct:0,teacher_lidar:0,student_xd:0,student_xd@online:15] [--quick]
 
-Each run is ``python -m training.train`` on the real training split (frames 0-349, augmented, preprocessing cache
-warmed first) for one epoch without validation, in a subprocess with ``train.threads`` fixed (the table runs two
-single-thread jobs side by side: ``training/run_table.py --jobs 2``). ``name:N`` times the first N steps only and
-extrapolates the epoch from their median (N = 0: the whole epoch is run and timed). KD runs read an untrained
-teacher checkpoint of the same resolution (the cost does not depend on the weights). ``@bf16`` runs under CPU bf16
-autocast. Also timed: evaluating at the original resolution (``rcdepth_ros.evaluation``) per frame.
+Each run is ``python -m training.train`` on the table's training split (frames 0-299, augmented, preprocessing
+cache warmed first) for one epoch without validation, in a subprocess with ``train.threads`` fixed (the table runs
+two single-thread jobs side by side: ``training/run_table.py --jobs 2``). ``name:N`` times the first N steps only
+and extrapolates the epoch from their median (N = 0: the whole epoch is run and timed). KD runs read an untrained
+cross-modal teacher checkpoint of the same resolution (the cost does not depend on the weights) through offline
+targets built before their first step (the build time is reported apart, ``targets_build_s``); ``@online`` runs
+the teacher in every step instead; ``@bf16`` runs under CPU bf16 autocast. Also timed: evaluating the student at
+the original resolution (``rcdepth_ros.evaluation``) per frame.
 
 Writes ``benchmarks/results/bench_train.json``: per resolution and run the epoch seconds, the median step seconds
 (and the runs' steps), the machine's load average before and after (the machine is shared: the numbers say how
@@ -31,7 +33,7 @@ from benchlib import command_line, LoadRecord, machine_record, RESULTS, ROOT, ti
 
 sys.path.insert(0, str(ROOT))                   # the training package
 RESULT = RESULTS / 'bench_train.json'
-DEFAULT_RUNS = 'student_direct:0,teacher:0,student_xd:25,lircdepth:25,teacher@bf16:25'
+DEFAULT_RUNS = 'student_direct:0,teacher_lidar:0,student_xd:0,student_xd@online:15'
 
 
 def parse_runs(text):
@@ -59,10 +61,10 @@ def warm_cache(height, width, split='train'):
 
 
 def untrained_teacher(height, width, folder):
-    """Save the table's teacher, untrained, at this resolution; return the checkpoint stem."""
+    """Save the table's cross-modal teacher, untrained, at this resolution; return the checkpoint stem."""
     from rcdepth_ros.models import build_model, save_checkpoint
     from training.config import load_experiment
-    experiment = load_experiment(ROOT / 'training/configs/astyx_teacher.yaml',
+    experiment = load_experiment(ROOT / 'training/configs/astyx_teacher_lidar.yaml',
                                  [f'input.height={height}', f'input.width={width}'])
     model = build_model(experiment.model, experiment.input)
     stem = Path(folder) / f'teacher_{height}x{width}'
@@ -77,16 +79,22 @@ def time_run(name, precision, steps, height, width, threads, teacher, folder):
                  'train.progress=false', 'train.tensorboard=false', 'train.plots=false', 'train.log_every_steps=1',
                  f'train.threads={threads}', f'train.amp={"bf16" if precision == "bf16" else "off"}',
                  'train.checkpoint_every_steps=100000']
+    if precision == 'bf16':
+        overrides[overrides.index('train.amp=off')] = 'train.amp=bf16'
     if steps:
         overrides.append(f'train.max_steps_per_epoch={steps}')
     if 'teacher' not in name and name not in ('student_direct', 'student_camera'):
-        overrides.append(f'distill.teacher={teacher}')
+        overrides += [f'distill.teacher={teacher}', f'distill.targets.directory={folder}/targets_{height}x{width}',
+                      f'distill.targets.offline={"false" if precision == "online" else "true"}']
     command = [sys.executable, '-m', 'training.train', '--config', f'training/configs/astyx_{name}.yaml',
                '--out', str(out), '--fresh'] + overrides
     with LoadRecord() as load:
         start = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - start
+    manifest = Path(folder) / f'targets_{height}x{width}' / 'manifest.json'
+    build = json.loads(manifest.read_text()).get('built_seconds') if manifest.is_file() and \
+        precision != 'online' and 'teacher' not in name and name != 'student_direct' else None
     if done.returncode != 0:
         raise RuntimeError(f'{" ".join(command)} failed:\n{done.stderr[-3000:]}')
     summary = json.loads((out / 'summary.json').read_text())
@@ -104,11 +112,12 @@ def time_run(name, precision, steps, height, width, threads, teacher, folder):
     return {'run': name, 'precision': precision, 'steps_timed': summary['steps'], 'steps_per_epoch': steps_per_epoch,
             'median_step_s': median, 'step_seconds': seconds,
             'epoch_s': measured_epoch if measured_epoch is not None else median * steps_per_epoch,
-            'epoch_measured': measured_epoch is not None, 'process_wall_s': wall, **load.as_dict()}
+            'epoch_measured': measured_epoch is not None, 'process_wall_s': wall, 'targets_build_s': build,
+            **load.as_dict()}
 
 
 def time_evaluation(height, width, teacher, frames='350-365'):
-    """Return seconds per frame of evaluating the untrained teacher and student at the original resolution."""
+    """Return seconds per frame of evaluating the untrained student at the original resolution."""
     import torch
     from rcdepth_ros.core.inference.engine import InferenceEngine
     from rcdepth_ros.data.registry import open_reader
@@ -119,8 +128,7 @@ def time_evaluation(height, width, teacher, frames='350-365'):
     reader = open_reader('astyx', frames=frames)
     student = load_experiment(ROOT / 'training/configs/astyx_student_direct.yaml',
                               [f'input.height={height}', f'input.width={width}'])
-    for name, source in (('teacher', str(teacher)),
-                         ('student', (build_model(student.model, student.input), student.input, student.model))):
+    for name, source in (('student', (build_model(student.model, student.input), student.input, student.model)),):
         engine = InferenceEngine(source, device='cpu')
         _, info = evaluate_reader(engine, reader)
         out[name] = info['seconds_per_frame']

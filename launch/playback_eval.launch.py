@@ -23,7 +23,7 @@ ARGUMENTS = (
      'parameters file of both nodes'),
     ('extrinsics_file', PathJoinSubstitution([FindPackageShare('rcdepth_ros'), 'config', 'rcdepth.yaml']),
      'parameters file with the extrinsics.* parameters of both nodes'),
-    ('model_path', '', 'checkpoint; empty: the bundled model (trained on synthetic scenes only, not for real use)'),
+    ('model_path', '', 'checkpoint; empty: the bundled demo model (trained on synthetic scenes only, a demo)'),
     ('refine', 'none', 'radar: refine the depth with the radar returns (docs/refinement.md); none: off'),
     ('report', 'rcdepth_eval.json', 'JSON report of the evaluator'),
     ('use_sim_time', 'true', 'run the nodes on the bag time (/clock from the player)'),

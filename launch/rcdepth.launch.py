@@ -19,7 +19,7 @@ ARGUMENTS = (
     ('namespace', '', 'namespace of the node and its relative topics'),
     ('params_file', PathJoinSubstitution([FindPackageShare('rcdepth_ros'), 'config', 'rcdepth.yaml']),
      'parameters file (config/rcdepth.yaml)'),
-    ('model_path', '', 'checkpoint; empty: the bundled model (trained on synthetic scenes only, not for real use)'),
+    ('model_path', '', 'checkpoint; empty: the bundled demo model (trained on synthetic scenes only, a demo)'),
     ('device', 'auto', 'auto, cpu, cuda or cuda:N'),
     ('refine', 'none', 'radar: refine the depth with the radar returns (docs/refinement.md); none: off'),
     ('use_sim_time', 'false', 'use /clock (bag playback with --clock)'),

@@ -24,7 +24,8 @@ from rcdepth_ros.config import apply_overrides, from_dict, load_yaml, to_dict
 from rcdepth_ros.data.augment import AugmentConfig
 from rcdepth_ros.data.registry import source_names
 from rcdepth_ros.errors import ConfigError
-from rcdepth_ros.models.config import BIN_SPACINGS, load_model_config
+from rcdepth_ros.models.config import load_model_config
+from training.losses.registry import OFFLINE_OUTPUTS, TERMS
 
 SECTIONS = ('name', 'input', 'model', 'data', 'train', 'loss', 'distill')
 
@@ -49,7 +50,10 @@ class DataConfig:
 
     ``options`` go to the reader's constructor (synthetic: ``config: {...}``). ``augment`` (None: off) applies to
     the training frames only. ``cache`` keeps each frame's decoded, scaled base on disk (``data.cache``; directory
-    ``cache_dir`` or ``$RCDEPTH_CACHE`` or ``.cache/rcdepth``). ``workers``: DataLoader worker processes.
+    ``cache_dir`` or ``$RCDEPTH_CACHE`` or ``.cache/rcdepth``). ``workers``: DataLoader worker processes ('auto':
+    all cores but one, at most 8, on CUDA; none on the CPU, where the training step needs the cores);
+    ``persistent_workers`` keeps them across epochs; ``pin_memory`` ('auto': on CUDA); ``prefetch`` batches per
+    worker.
     """
 
     source: str = 'astyx'
@@ -60,12 +64,18 @@ class DataConfig:
     augment: typing.Optional[AugmentConfig] = dataclasses.field(default_factory=AugmentConfig)
     cache: bool = True
     cache_dir: typing.Optional[str] = None
-    workers: int = 0
+    workers: typing.Union[int, str] = 0
+    persistent_workers: bool = True
+    pin_memory: typing.Union[bool, str] = 'auto'
+    prefetch: int = 2
 
     def __post_init__(self):
         """Check the source name and counts."""
         _need(self.source in source_names(), 'data.source', f'must be one of {source_names()}, got {self.source!r}')
-        _need(self.workers >= 0, 'data.workers', f'must be >= 0, got {self.workers}')
+        _need(self.workers == 'auto' if isinstance(self.workers, str) else self.workers >= 0, 'data.workers',
+              f"must be >= 0 or 'auto', got {self.workers!r}")
+        _need(self.pin_memory in (True, False, 'auto'), 'data.pin_memory', "must be true, false or 'auto'")
+        _need(self.prefetch >= 1, 'data.prefetch', 'must be >= 1')
 
 
 @dataclasses.dataclass
@@ -80,7 +90,8 @@ class TrainConfig:
     ``max_steps_per_epoch`` caps an epoch (quick runs, timing). ``threads``: torch intra-op threads (0: torch's
     default). ``best_metric`` at ``best_cap`` selects the best-by-validation checkpoint (lower is better, except
     delta metrics). ``checkpoint_dtype``: storage type of the model checkpoints' floating-point tensors ('float16'
-    halves them; the bundled demo model uses it).
+    halves them; the bundled demo model uses it). ``cudnn_benchmark``: let cuDNN pick the fastest convolution
+    algorithms for the fixed input size (CUDA; TF32 matmuls are allowed too).
     """
 
     seed: int = 42
@@ -108,6 +119,7 @@ class TrainConfig:
     best_metric: str = 'mae'
     best_cap: float = 80.0
     checkpoint_dtype: str = 'float32'
+    cudnn_benchmark: bool = True
 
     def __post_init__(self):
         """Check ranges and choices."""
@@ -167,161 +179,82 @@ class LossConfig:
 
 
 @dataclasses.dataclass
-class DepthDistributionKD:
+class TargetsConfig:
     """
-    XD-RCDepth depth-distribution KD: KL(p_T || p_S) over ``num_bins`` bins, p = softmax(-|d - c_k| / tau).
+    Offline teacher targets (``training.targets``).
 
-    ``student_logits``: use the student's own bin logits (softmax(logits / tau)) and its bin centres for p_S
-    (and for the teacher's p_T) instead of its depth map; needs a bin head.
-    """
-
-    enabled: bool = False
-    weight: float = 1.0
-    num_bins: int = 64
-    spacing: str = 'sid'
-    min_depth: float = 0.5
-    max_depth: float = 100.0
-    tau: float = 1.0
-    student_logits: bool = False
-
-
-@dataclasses.dataclass
-class SaliencyKD:
-    """
-    XD-RCDepth saliency KD: the teacher's Grad-CAM is the target of the student's, both computed in the step.
-
-    ``loss``: 'l1', 'l2' or 'cosine'. ``target``: 'mean' (mean predicted depth) or a box [x0, y0, x1, y1] in model
-    input pixels. Layers default to each model's ``saliency_layers[0]``. Both maps are resized to the input size
-    divided by ``size_divisor`` before normalising (``normalise``: 'max' or 'minmax').
+    ``offline``: what the enabled terms need from the teacher (depth, bin logits, uncertainty, Grad-CAM saliency) is
+    computed once per training frame on the unaugmented frame at the cached base resolution, stored on disk
+    (safetensors, keyed by the teacher checkpoint's hash) and cut / mirrored / resized with each step's
+    augmentation, so a KD epoch costs about a direct epoch. Terms that read teacher features need the online
+    teacher. ``directory`` (default ``<cache dir>/teacher_targets/<teacher hash>``); ``logits_divisor``: the bin
+    logits are stored at 1/``logits_divisor`` of the base resolution and resized up with each item.
     """
 
-    enabled: bool = False
-    weight: float = 1.0
-    loss: str = 'l1'
-    target: typing.Union[str, typing.List[int]] = 'mean'
-    student_layer: typing.Optional[str] = None
-    teacher_layer: typing.Optional[str] = None
-    size_divisor: int = 8
-    normalise: str = 'max'
+    offline: bool = False
+    directory: typing.Optional[str] = None
+    logits_divisor: int = 2
+
+    def __post_init__(self):
+        """Check the divisor."""
+        _need(self.logits_divisor in (1, 2, 4, 8), 'distill.targets.logits_divisor', 'must be 1, 2, 4 or 8')
 
 
-@dataclasses.dataclass
-class FeatureKD:
-    """LiRCDepth pixel-wise feature KD: L1 between adapted student and teacher encoder features, weight decay^i."""
-
-    enabled: bool = False
-    weight: float = 1.0
-    branches: typing.Tuple[str, ...] = ('image', 'radar')
-    decay: float = 0.5
-
-
-@dataclasses.dataclass
-class PairwiseKD:
-    """LiRCDepth pair-wise similarity KD on the decoder features, max-pooled to ``pool_size`` cells."""
-
-    enabled: bool = False
-    weight: float = 1.0
-    pool_size: typing.Tuple[int, int] = (5, 5)
-    decay: float = 0.5
-
-
-@dataclasses.dataclass
-class InterDepthKD:
-    """LiRCDepth uncertainty-aware inter-depth KD on the depth maps at 1/``scales``, u = 1 - exp(-alpha r)."""
-
-    enabled: bool = False
-    weight: float = 1.0
-    alpha: float = 5.0
-    scales: typing.Tuple[int, ...] = (2, 4, 8)
-    decay: float = 0.5
-
-
-@dataclasses.dataclass
-class FSNetKD:
-    """FSNet uncertainty-weighted KD: mean(|d_T - d_S| / sigma + log sigma), sigma the student's uncertainty."""
-
-    enabled: bool = False
-    weight: float = 1.0
-    min_sigma: float = 0.1
-
-
-@dataclasses.dataclass
-class ConfidenceKD:
-    """Confidence-aware KD: a training-only head predicts a Laplacian scale b; c = 1/b weights |d_T - d_S|."""
-
-    enabled: bool = False
-    weight: float = 1.0
-    nll_weight: float = 0.1
-    outlier_fraction: float = 0.2
-
-
-@dataclasses.dataclass
-class RelationKD:
-    """CRKD relation KD: L1 between spatial Gram matrices of student and teacher fused features."""
-
-    enabled: bool = False
-    weight: float = 1.0
-    levels: typing.Tuple[int, ...] = (2, 3, 4)
-    grid: typing.Tuple[int, int] = (6, 8)
-
-
-@dataclasses.dataclass
-class DistillConfig:
+class _DistillBase:
     """
     Distillation from a frozen teacher checkpoint (``teacher``: a checkpoint path or stem). Each term is a switch.
 
-    ``start_epoch``: epochs trained with the supervised loss only before the KD terms join (LiRCDepth's warm-up).
+    The terms and their options come from ``training.losses.registry`` (one section per registered term).
+    ``start_epoch``: epochs trained with the supervised loss only before the KD terms join (warm-up);
+    ``ramp_epochs``: then the terms' weights rise linearly from 0 over this many epochs (0: at once).
+    ``balance_every_steps``: how often the gradient norms of the terms are measured (logged in ``train.csv`` as
+    ``grad_<term>``, each relative to the supervised term's) and terms with ``grad_fraction`` re-weighted.
+    ``targets``: offline teacher targets (``TargetsConfig``).
     """
 
-    teacher: typing.Optional[str] = None
-    start_epoch: int = 0
-    dd: DepthDistributionKD = dataclasses.field(default_factory=DepthDistributionKD)
-    saliency: SaliencyKD = dataclasses.field(default_factory=SaliencyKD)
-    feature: FeatureKD = dataclasses.field(default_factory=FeatureKD)
-    pairwise: PairwiseKD = dataclasses.field(default_factory=PairwiseKD)
-    inter_depth: InterDepthKD = dataclasses.field(default_factory=InterDepthKD)
-    fsnet: FSNetKD = dataclasses.field(default_factory=FSNetKD)
-    confidence: ConfidenceKD = dataclasses.field(default_factory=ConfidenceKD)
-    crkd: RelationKD = dataclasses.field(default_factory=RelationKD)
-
-    TERMS = ('dd', 'saliency', 'feature', 'pairwise', 'inter_depth', 'fsnet', 'confidence', 'crkd')
-
     def __post_init__(self):
-        """Check every term's options and that enabled terms have a teacher."""
-        for name in self.TERMS:
-            _need(getattr(self, name).weight >= 0, f'distill.{name}.weight', 'must be >= 0')
-        dd = self.dd
-        _need(dd.num_bins >= 2 and dd.tau > 0 and 0 < dd.min_depth < dd.max_depth, 'distill.dd',
-              'need num_bins >= 2, tau > 0 and 0 < min_depth < max_depth')
-        _need(dd.spacing in BIN_SPACINGS, 'distill.dd.spacing', f'must be one of {BIN_SPACINGS}')
-        sal = self.saliency
-        _need(sal.loss in ('l1', 'l2', 'cosine'), 'distill.saliency.loss', f"must be 'l1', 'l2' or 'cosine', "
-              f'got {sal.loss!r}')
-        _need(sal.target == 'mean' or (isinstance(sal.target, list) and len(sal.target) == 4),
-              'distill.saliency.target', f"must be 'mean' or a box [x0, y0, x1, y1], got {sal.target!r}")
-        _need(sal.size_divisor in (1, 2, 4, 8, 16, 32), 'distill.saliency.size_divisor', 'must be 1, 2, 4, .., 32')
-        _need(sal.normalise in ('max', 'minmax'), 'distill.saliency.normalise', "must be 'max' or 'minmax'")
-        _need(self.feature.branches and set(self.feature.branches) <= {'image', 'radar'},
-              'distill.feature.branches', "must name 'image' and/or 'radar'")
-        for name in ('feature', 'pairwise', 'inter_depth'):
-            _need(0 < getattr(self, name).decay <= 1, f'distill.{name}.decay', 'must be in (0, 1]')
-        _need(all(p >= 1 for p in self.pairwise.pool_size), 'distill.pairwise.pool_size', 'must be >= 1')
-        _need(self.inter_depth.alpha > 0 and self.inter_depth.scales and
-              set(self.inter_depth.scales) <= {2, 4, 8}, 'distill.inter_depth', 'need alpha > 0 and scales in 2, 4, 8')
-        _need(self.fsnet.min_sigma > 0, 'distill.fsnet.min_sigma', 'must be > 0')
-        _need(0 <= self.confidence.outlier_fraction < 1 and self.confidence.nll_weight >= 0, 'distill.confidence',
-              'need 0 <= outlier_fraction < 1 and nll_weight >= 0')
-        _need(self.crkd.levels and set(self.crkd.levels) <= {0, 1, 2, 3, 4} and all(g >= 1 for g in self.crkd.grid),
-              'distill.crkd', 'levels must be among 0..4 (1/2 .. 1/32) and grid >= 1')
+        """Check the shared options and that enabled terms have a teacher."""
         _need(self.start_epoch >= 0, 'distill.start_epoch', 'must be >= 0')
-        if self.enabled_terms() and not self.teacher:
-            raise ConfigError(f'distill: terms {self.enabled_terms()} are enabled but distill.teacher is not set')
-        if self.teacher and not self.enabled_terms():
+        _need(self.ramp_epochs >= 0, 'distill.ramp_epochs', 'must be >= 0')
+        _need(self.balance_every_steps >= 1, 'distill.balance_every_steps', 'must be >= 1')
+        enabled = self.enabled_terms()
+        if enabled and not self.teacher:
+            raise ConfigError(f'distill: terms {enabled} are enabled but distill.teacher is not set')
+        if self.teacher and not enabled:
             raise ConfigError('distill.teacher is set but no distillation term is enabled')
+        if self.targets.offline:
+            online = [n for n in enabled if set(TERMS[n].needs) - set(OFFLINE_OUTPUTS)]
+            _need(not online, 'distill.targets.offline', f'terms {online} read teacher features, which offline '
+                  f'targets do not hold ({list(OFFLINE_OUTPUTS)}); run them with the online teacher')
+
+    @property
+    def TERMS(self):  # noqa: N802 (the old class constant's name)
+        """Return the registered term names in loss order."""
+        return tuple(TERMS)
 
     def enabled_terms(self):
-        """Return the names of the enabled terms."""
-        return [name for name in self.TERMS if getattr(self, name).enabled]
+        """Return the names of the enabled terms, in loss order."""
+        return [name for name in TERMS if getattr(self, name).enabled]
+
+    def term(self, name):
+        """Return the config of term ``name``."""
+        return getattr(self, name)
+
+
+def _distill_config_class():
+    fields = [('teacher', typing.Optional[str], None),
+              ('start_epoch', int, 0),
+              ('ramp_epochs', float, 0.0),
+              ('balance_every_steps', int, 10),
+              ('targets', TargetsConfig, dataclasses.field(default_factory=TargetsConfig))]
+    fields += [(name, cls.Config, dataclasses.field(default_factory=cls.Config)) for name, cls in TERMS.items()]
+    cls = dataclasses.make_dataclass('DistillConfig', fields, bases=(_DistillBase,))
+    cls.__module__ = __name__
+    cls.__doc__ = _DistillBase.__doc__
+    return cls
+
+
+DistillConfig = _distill_config_class()
 
 
 @dataclasses.dataclass

@@ -2,7 +2,7 @@
 ``rcdepth demo --out out/demo`` (``make demo``): a synthetic drive through the node over real ROS 2 transport.
 
 1. A short procedural drive (``data.synthetic``) is written as a rosbag2 bag (``core.bags.write_bag``).
-2. ``rcdepth_node`` (bundled model) and ``rcdepth_eval_node`` start as processes of their own, with the bag's
+2. ``rcdepth_node`` (the bundled demo model) and ``rcdepth_eval_node`` start as processes of their own, with the bag's
    ``/tf_static`` as parameter extrinsics (``tf2_msgs`` cannot be installed here, so the player skips ``/tf``).
 3. The bag is played into them (``nodes.player``, with ``/clock``; the nodes run on sim time) at a rate the node
    can keep, measured first from one inference with saliency on the bag's first frame.
@@ -48,7 +48,7 @@ def add_arguments(parser):
     """Register the command's arguments."""
     parser.add_argument('--out', default='out/demo', help='output folder (default out/demo)')
     parser.add_argument('--model', default='',
-                        help=f'checkpoint (default: the bundled model in weights/, {SYNTHETIC_ONLY})')
+                        help=f'checkpoint (default: the bundled demo model in weights/, {SYNTHETIC_ONLY})')
     parser.add_argument('--frames', type=int, default=20, help='frames of the synthetic drive (default 20)')
     parser.add_argument('--width', type=int, default=800, help='camera width (default 800)')
     parser.add_argument('--height', type=int, default=450, help='camera height (default 450)')

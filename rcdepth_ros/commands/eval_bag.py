@@ -24,7 +24,7 @@ HELP = 'evaluate a model on a rosbag2 file offline, through the core'
 def add_arguments(parser):
     """Register the command's arguments."""
     parser.add_argument('bag', help='rosbag2 directory written by rcdepth make-bag (or any bag in that layout)')
-    parser.add_argument('--model', default='', help=f'checkpoint (default: the bundled model, {SYNTHETIC_ONLY})')
+    parser.add_argument('--model', default='', help=f'checkpoint (default: the bundled demo model, {SYNTHETIC_ONLY})')
     parser.add_argument('--out', default=None, help='folder for metrics.json')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--backend', default='torch', choices=BACKENDS,

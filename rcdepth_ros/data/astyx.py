@@ -35,7 +35,9 @@ from rcdepth_ros.errors import DatasetError, RcdepthError
 ASTYX_EPOCH_NS = 1_546_300_800 * 1_000_000_000
 ASTYX_FRAME_PERIOD_NS = 100_000_000
 # The project's benchmark split: contiguous ranges, because neighbouring frames are correlated.
-ASTYX_SPLITS = {'train': '0-349', 'val': '350-435'}
+# 'dev' (300-349) is held out of 'fit' (0-299) for model selection and distillation settings, so that 'val' is
+# looked at only by the final table; 'train' (0-349) = 'fit' + 'dev'.
+ASTYX_SPLITS = {'train': '0-349', 'val': '350-435', 'fit': '0-299', 'dev': '300-349'}
 ASTYX_RADAR_CHANNELS = ('depth', 'rcs', 'v_radial', 'mask')
 # Sensor uids of the public release, used when dataset.json does not list its sensors.
 DEFAULT_SENSORS = {'camera': 'camera_front', 'radar': 'radar_6455', 'lidar': 'lidar_vlp16',
@@ -180,9 +182,10 @@ class AstyxReader(SampleReader):
     """
     Samples of Astyx HiRes2019 in its original layout.
 
-    ``split`` ('train', 'val') or ``frames`` ('0-349', '0-10,20': frame indices of dataset.json) restrict the
-    frames; numbers in ``select`` are frame indices too. ``radar_image`` computes ``Sample.radar_image`` at
-    image resolution (20 MB a frame; the torch Dataset does not need it); ``boxes`` loads the 3D boxes.
+    ``split`` ('train', 'val', 'fit', 'dev': ``ASTYX_SPLITS``) or ``frames`` ('0-349', '0-10,20': frame indices of
+    dataset.json) restrict the frames; numbers in ``select`` are frame indices too. ``radar_image`` computes
+    ``Sample.radar_image`` at image resolution (20 MB a frame; the torch Dataset does not need it); ``boxes`` loads the
+    3D boxes.
     """
 
     source = 'astyx'
@@ -288,6 +291,7 @@ class AstyxReader(SampleReader):
         xyz = np.stack([lidar['X'], lidar['Y'], lidar['Z']], axis=1)
         lidar_cam = transform_points(xyz, T_cam_from_lidar).astype(np.float32)
         depth_gt = lidar_depth_image(lidar_cam, intrinsics)
+        rings = lidar['LaserID'].astype(np.int16) if 'LaserID' in lidar.dtype.names else None
 
         boxes = None
         box_path = self.file(frame_id, 'labels_object3d') if self.boxes else None
@@ -301,7 +305,7 @@ class AstyxReader(SampleReader):
             extrinsics={'radar': T_cam_from_radar, 'lidar': T_cam_from_lidar},
             frames={'camera': camera, 'radar': radar_uid, 'lidar': lidar_uid},
             stamps_ns={'camera': stamp, 'radar': stamp, 'lidar': stamp},
-            boxes=boxes, image_path=str(image_path))
+            boxes=boxes, image_path=str(image_path), lidar_ring=rings)
         if self.radar_image:
             sample.radar_image = rasterise_radar(radar_cam, intrinsics, ASTYX_RADAR_CHANNELS)
             sample.radar_channels = ASTYX_RADAR_CHANNELS

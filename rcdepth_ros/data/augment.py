@@ -67,7 +67,11 @@ class View:
     A frame on its way to the model: image, K, camera-frame points and aligned ground-truth images.
 
     ``image`` (H, W, 3) uint8 RGB with intrinsics ``K``; ``radar`` and ``lidar_xyz`` in the camera frame; ``depth``
-    a sparse GT image (only where the source has no lidar points) and ``dense`` the dense GT where known.
+    a sparse GT image (only where the source has no lidar points) and ``dense`` the dense GT where known;
+    ``lidar_ring`` the ring of each lidar point where known. ``window`` (top, left, height, width) is where
+    ``image`` lies in the view it was cropped from (None: not cropped) and ``flipped`` whether it was mirrored
+    after that crop, so maps aligned with the uncropped view (offline teacher targets) can follow exactly
+    (``follow_view``).
     """
 
     image: np.ndarray
@@ -77,10 +81,14 @@ class View:
     depth: typing.Optional[np.ndarray] = None
     dense: typing.Optional[np.ndarray] = None
     flipped: bool = False
+    lidar_ring: typing.Optional[np.ndarray] = None
+    window: typing.Optional[typing.Tuple[int, int, int, int]] = None
 
 
 def crop_window(view, top, left, height, width):
     """Return the view restricted to the pixel window (top, left, height, width); K follows the window."""
+    if view.flipped:
+        raise ConfigError('crop_window: crop before flipping (the window is kept in unflipped coordinates)')
     K = view.K.copy()
     K[0, 2] -= left
     K[1, 2] -= top
@@ -88,7 +96,10 @@ def crop_window(view, top, left, height, width):
     def cut(array):
         return None if array is None else np.ascontiguousarray(array[top:top + height, left:left + width])
 
-    return dataclasses.replace(view, image=cut(view.image), K=K, depth=cut(view.depth), dense=cut(view.dense))
+    outer_top, outer_left = (view.window[0], view.window[1]) if view.window is not None else (0, 0)
+    window = (outer_top + int(top), outer_left + int(left), int(height), int(width))
+    return dataclasses.replace(view, image=cut(view.image), K=K, depth=cut(view.depth), dense=cut(view.dense),
+                               window=window)
 
 
 def random_crop(view, out_height, out_width, zoom, rng):
@@ -146,6 +157,22 @@ def photometric(image, rng, brightness=(0.9, 1.1), gamma=(0.9, 1.1), colour=(0.9
     for channel in range(3):
         out[..., channel] = lut[channel][image[..., channel]]
     return out
+
+
+def follow_view(array, view, interpolation_transform=None):
+    """
+    Return ``array`` (H, W[, C]), aligned with the uncropped, unflipped view, cut and mirrored as ``view`` was.
+
+    ``interpolation_transform`` (optional) is then applied, e.g. the model-input ``ImageTransform.apply`` with
+    the interpolation the map needs, so the result is aligned with the model input of the augmented view.
+    """
+    if view.window is not None:
+        top, left, height, width = view.window
+        array = array[top:top + height, left:left + width]
+    if view.flipped:
+        array = array[:, ::-1]
+    array = np.ascontiguousarray(array)
+    return interpolation_transform(array) if interpolation_transform is not None else array
 
 
 def augment_view(view, config, out_height, out_width, rng):

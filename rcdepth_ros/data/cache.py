@@ -28,7 +28,7 @@ import numpy as np
 
 from rcdepth_ros.errors import DatasetError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2          # 2: the base holds the lidar rings ('lidar_ring') where the source has them
 CACHE_ENV = 'RCDEPTH_CACHE'
 LOG = logging.getLogger(__name__)
 # Reader attributes that do not change what a frame's Sample holds. (The split does, for synthetic drives.)

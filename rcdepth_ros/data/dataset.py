@@ -18,6 +18,18 @@ An item is a dict: ``image`` (3, H, W) normalised, ``radar`` (C, H, W) scaled, `
 none) with ``has_dense`` (bool), ``K`` (3, 3) at model resolution, ``flipped`` (bool), ``frame_id``, ``source``,
 ``index``. Without augmentation an item equals what ``prepare_model_input`` gives for the original image
 (``prepare_model_input`` on the scaled image is an exact copy step: same size, no resampling).
+
+With ``lidar_rings`` (the rings a lidar-input teacher reads, ``model.lidar_input``) an item also has ``lidar``
+(2, H, W): the depth of those rings' points divided by ``lidar_depth_scale`` and their mask (with
+``lidar_prior_radius``, two more: those rings filled between them, ``densify.fill_between_rings``, and where that
+fill is defined), and
+``depth_gt_heldout`` (1, H, W): the depth of the other rings' points only, the teacher's supervision (a teacher
+that were supervised on its own input would learn to copy it). With ``aligned_maps`` (offline teacher targets,
+``training.targets``) each of its maps, stored aligned with the uncropped base, is cut, mirrored and resized
+exactly as the item's image was (``augment.follow_view``) and added under its name as (C, H, W).
+
+Indices may be ``(epoch, index)`` pairs: the augmentation draws then follow that epoch, so persistent DataLoader
+workers (which keep their own copy of the dataset) need no ``set_epoch`` (``training.loop.data``).
 """
 
 import copy
@@ -28,7 +40,8 @@ import numpy as np
 from rcdepth_ros.core.geometry.model_input import ImageTransform, prepare_model_input, resize_sparse_depth
 from rcdepth_ros.core.geometry.projection import sparse_depth_image
 from rcdepth_ros.core.sensor_types import RadarPoints
-from rcdepth_ros.data.augment import augment_view, rng_for, View
+from rcdepth_ros.data.augment import augment_view, follow_view, rng_for, View
+from rcdepth_ros.data.densify import fill_between_rings
 from rcdepth_ros.errors import DatasetError
 
 
@@ -47,6 +60,8 @@ def build_base(sample, width):
     }
     if sample.lidar_xyz is not None:
         base['lidar_xyz'] = np.asarray(sample.lidar_xyz, dtype=np.float32).reshape(-1, 3)
+        if sample.lidar_ring is not None:
+            base['lidar_ring'] = np.asarray(sample.lidar_ring, dtype=np.int16).reshape(-1)
     else:
         base['depth'] = resize_sparse_depth(sample.depth_gt, full)
     if sample.depth_gt_dense is not None:
@@ -58,7 +73,11 @@ def view_from_base(base):
     """Return the augmentable View of a base."""
     radar = RadarPoints(base['radar_xyz'], base['radar_rcs'], base['radar_v_radial'], base['radar_vxy'])
     return View(image=base['image'], K=np.asarray(base['K'], dtype=np.float64), radar=radar,
-                lidar_xyz=base.get('lidar_xyz'), depth=base.get('depth'), dense=base.get('dense'))
+                lidar_xyz=base.get('lidar_xyz'), depth=base.get('depth'), dense=base.get('dense'),
+                lidar_ring=base.get('lidar_ring'))
+
+
+INTERPOLATIONS = {'linear': cv2.INTER_LINEAR, 'nearest': cv2.INTER_NEAREST}
 
 
 class RadarCameraDataset:
@@ -67,11 +86,14 @@ class RadarCameraDataset:
 
     ``augment`` is an ``AugmentConfig`` (None: no augmentation); ``cache`` a ``PreprocessCache`` (None: rebuild the
     base every time). ``set_epoch(n)`` changes the augmentation draws per epoch; they depend only on (seed, epoch,
-    index), never on the worker.
+    index), never on the worker. ``lidar_rings`` / ``lidar_depth_scale`` and ``aligned_maps``: see the module
+    docstring (``aligned_maps.load(frame_id)`` returns ``{name: ((Hb, Wb, C) float32 array, 'linear' | 'nearest')}``
+    aligned with the base image).
     """
 
-    def __init__(self, reader, input_cfg, augment=None, cache=None):
-        """Keep the reader, the input configuration, the augmentation and the cache."""
+    def __init__(self, reader, input_cfg, augment=None, cache=None, lidar_rings=None, lidar_depth_scale=100.0,
+                 aligned_maps=None, lidar_prior_radius=None):
+        """Keep the reader, the input configuration, the augmentation, the cache and the optional extras."""
         if getattr(reader, 'radar_image', False):
             # The full-resolution radar image of a Sample costs about 14 ms on an Astyx frame and the model input
             # rasterises its own at model resolution: read with a copy that skips it.
@@ -83,6 +105,10 @@ class RadarCameraDataset:
         self.cache = cache
         self.epoch = 0
         self.frame_ids = reader.frame_ids
+        self.lidar_rings = None if lidar_rings is None else np.asarray(sorted({int(r) for r in lidar_rings}))
+        self.lidar_depth_scale = float(lidar_depth_scale)
+        self.lidar_prior_radius = lidar_prior_radius
+        self.aligned_maps = aligned_maps
 
     def __len__(self):
         """Return the number of frames."""
@@ -107,16 +133,23 @@ class RadarCameraDataset:
         return base
 
     def __getitem__(self, index):
-        """Return the tensors of item ``index`` (see the module docstring)."""
+        """Return the tensors of item ``index`` or ``(epoch, index)`` (see the module docstring)."""
         import torch
+        epoch = self.epoch
+        if isinstance(index, (tuple, list)):
+            epoch, index = index
         if not -len(self) <= index < len(self):
             raise DatasetError(f'{self.reader.source} dataset: index {index} out of range for {len(self)} frames')
         index = int(index) % len(self)
         view = view_from_base(self.base(index))
         if self.augment is not None:
             view = augment_view(view, self.augment, self.input_cfg.height, self.input_cfg.width,
-                                rng_for(self.augment.seed, self.epoch, index))
+                                rng_for(self.augment.seed, epoch, index))
         arrays = self.model_arrays(view)
+        if self.lidar_rings is not None:
+            arrays.update(self.lidar_arrays(view, self.frame_ids[index]))
+        if self.aligned_maps is not None:
+            arrays.update(self.follow_maps(view, self.frame_ids[index]))
         item = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in arrays.items()}
         item['has_dense'] = torch.tensor(view.dense is not None)
         item['flipped'] = torch.tensor(view.flipped)
@@ -124,6 +157,39 @@ class RadarCameraDataset:
         item['source'] = self.reader.source
         item['index'] = index
         return item
+
+    def _transform(self, view):
+        cfg = self.input_cfg
+        return ImageTransform.fit_width(view.image.shape[0], view.image.shape[1], cfg.height, cfg.width,
+                                        cfg.crop)
+
+    def lidar_arrays(self, view, frame_id):
+        """Return ``lidar`` (2, H, W) from the input rings and ``depth_gt_heldout`` (1, H, W) from the others."""
+        cfg = self.input_cfg
+        K = self._transform(view).intrinsics(view.K)      # the model-input K, as for depth_gt
+        if view.lidar_xyz is None or view.lidar_ring is None:
+            raise DatasetError(f'{self.reader.source} frame {frame_id}: no lidar rings (a teacher with lidar input '
+                               f'reads some rings and is supervised on the others; this source has no ring ids)')
+        chosen = np.isin(view.lidar_ring, self.lidar_rings)
+        given = sparse_depth_image(view.lidar_xyz[chosen], K, cfg.width, cfg.height)
+        held = sparse_depth_image(view.lidar_xyz[~chosen], K, cfg.width, cfg.height)
+        channels = [given / self.lidar_depth_scale, (given > 0).astype(np.float32)]
+        if self.lidar_prior_radius is not None:
+            filled, inside = fill_between_rings(given, self.lidar_prior_radius)
+            channels += [filled / self.lidar_depth_scale, inside.astype(np.float32)]
+        lidar = np.stack(channels).astype(np.float32)
+        return {'lidar': lidar, 'depth_gt_heldout': held[None].astype(np.float32)}
+
+    def follow_maps(self, view, frame_id):
+        """Return the aligned maps of a frame cut, mirrored and resized like the view's image, as (C, H, W)."""
+        cfg = self.input_cfg
+        transform = self._transform(view)
+        out = {}
+        for name, (array, interpolation) in self.aligned_maps.load(frame_id).items():
+            flag = INTERPOLATIONS[interpolation]
+            resized = follow_view(array, view, lambda a: transform.apply(a, flag))
+            out[name] = np.ascontiguousarray(resized.reshape(cfg.height, cfg.width, -1).transpose(2, 0, 1))
+        return out
 
     def model_arrays(self, view):
         """Return the numpy arrays of a view at model resolution (prepare_model_input + ground truth)."""

@@ -44,6 +44,10 @@ class Sample:
     # sensor were moved into the camera frame with inv(ego_pose) @ sensor_poses[role] (motion compensated), while
     # extrinsics[role] is the static mounting calibration.
     sensor_poses: typing.Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    # (M,) int16: the laser (ring) of each row of lidar_xyz where the sensor reports it (Astyx VLP-16 LaserID,
+    # the synthetic lidar's beam index from the lowest beam up); None otherwise. A teacher that reads a fixed part
+    # of the lidar selects it by ring (rcdepth_ros.data.dataset, model.lidar_input).
+    lidar_ring: typing.Optional[np.ndarray] = None
 
     @property
     def height(self):

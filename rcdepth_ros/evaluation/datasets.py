@@ -17,9 +17,10 @@ from pathlib import Path
 import time
 
 from rcdepth_ros.config import bounded_number, load_yaml
+from rcdepth_ros.core.inference.bundled_model import ASTYX_TRAINED, bundled_model_for, SYNTHETIC_ONLY
 from rcdepth_ros.core.inference.engine import InferenceEngine
-from rcdepth_ros.core.inference.refine import RefineSettings
 from rcdepth_ros.core.inference.options import BACKENDS, PRECISIONS
+from rcdepth_ros.core.inference.refine import RefineSettings
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.errors import ConfigError, MetricsError
 from rcdepth_ros.evaluation.frames import evaluate_frame
@@ -129,7 +130,10 @@ def calibration_frames(spec, count=50):
 
 def add_arguments(parser):
     """Register the command's arguments."""
-    parser.add_argument('--model', required=True, help='checkpoint (.safetensors / .json / stem)')
+    parser.add_argument('--model', default='',
+                        help='checkpoint (.safetensors / .json / stem); default: the bundled model trained on '
+                             f'--dataset (weights/; for astyx the bundled Astyx model, {ASTYX_TRAINED}), else the '
+                             f'bundled demo model ({SYNTHETIC_ONLY})')
     parser.add_argument('--dataset', required=True, help='data source: astyx, nuscenes, zju, synthetic')
     parser.add_argument('--root', default=None, help='data set folder (default: under $RCDEPTH_DATA)')
     parser.add_argument('--split', default=None, help="a split of the source (Astyx: 'train', 'val')")
@@ -213,11 +217,12 @@ def evaluate_args(args, model=None):
     """
     if args.out:
         check_output_folder(args.out)
+    model = model or args.model or str(bundled_model_for(args.dataset))
     half = {'auto': 'auto', 'on': True, 'off': False}[args.half]
     engine_options = {'backend': getattr(args, 'backend', 'torch'), 'precision': getattr(args, 'precision', 'auto')}
     if getattr(args, 'calibration', None):
         engine_options['calibration'] = calibration_frames(args.calibration)
-    return evaluate_model(model or args.model, args.dataset, root=args.root, split=args.split, frames=args.frames,
+    return evaluate_model(model, args.dataset, root=args.root, split=args.split, frames=args.frames,
                           reader_options=parse_options(args.options), device=args.device, half=half,
                           caps=parse_caps(args.caps), batch_size=args.batch_size,
                           on_error='skip' if args.skip_bad_frames else 'raise', keep_frames=args.per_frame,

@@ -15,6 +15,9 @@ One schema serves the three architectures (``architecture``):
 - ``teacher``  CaFNet-style: two-stage radar branch with a confidence map, confidence-gated fusion
   (``fusion.kind: gated``), BTS-style DenseASPP + local planar guidance decoder (``decoder.kind: bts``).
 
+``lidar_input`` (``LidarInputConfig``) gives the student or teacher architecture a fixed part of each frame's lidar
+as extra input channels: the cross-modal teacher of CRKD.
+
 ``decoder.widths`` are always the decoder's channel counts at 1/16, 1/8, 1/4, 1/2 and 1/1 of the input size.
 Method details the papers leave open are options with a documented default (FiLM per pixel vs per channel,
 DASPP rates / widths / scale, number of bins, bin spacing, depth range).
@@ -184,6 +187,49 @@ class AdapterConfig:
 
 
 @dataclasses.dataclass
+class LidarInputConfig:
+    """
+    Privileged lidar input of a teacher (CRKD-style cross-modal distillation): a fixed part of each frame's lidar.
+
+    ``rings``: the lidar rings (laser ids, ``Sample.lidar_ring``) the model reads; empty (default) means no lidar
+    input. The points of these rings enter as two extra channels beside the radar image (depth divided by
+    ``depth_scale``, and a mask); the points of the other rings are the model's supervision, so it learns to
+    fill the space between rings, never to copy its input. Students never read lidar: a model with lidar input
+    can be trained and used as a teacher, not served by the node. ``prior``: two more channels, the input rings
+    filled between them (``rcdepth_ros.data.densify.fill_between_rings``, row gaps up to ``prior_radius`` columns
+    first) and where that fill is defined; a bin-head model then adds ``gate * (-|filled - c_k| / w_k)`` to its
+    bin logits, with a gate it learns per pixel (trust the fill on smooth surfaces, not across depth edges).
+    For the Astyx VLP-16, ``[0, 1, 4, 5, 8, 9, 12, 13]`` (laser id mod 4 in {0, 1}) is every other ring by
+    elevation: the rings at -15, -11, -7, -3, +1, +5, +9, +13 degrees in, the ones between them held out.
+    """
+
+    rings: typing.Tuple[int, ...] = ()
+    depth_scale: float = 100.0
+    prior: bool = False
+    prior_radius: int = 2
+
+    def __post_init__(self):
+        """Check the ring ids and the scale."""
+        if any(r < 0 for r in self.rings) or len(set(self.rings)) != len(self.rings):
+            raise ConfigError('model.lidar_input.rings must be distinct non-negative ring ids, '
+                              f'got {list(self.rings)}')
+        if not self.depth_scale > 0:
+            raise ConfigError(f'model.lidar_input.depth_scale must be > 0, got {self.depth_scale}')
+        if self.prior_radius < 0:
+            raise ConfigError(f'model.lidar_input.prior_radius must be >= 0, got {self.prior_radius}')
+
+    @property
+    def enabled(self):
+        """Return True when the model reads lidar."""
+        return bool(self.rings)
+
+    @property
+    def channels(self):
+        """Return the number of lidar input channels: depth, mask (and filled depth, fill mask with prior), or 0."""
+        return (4 if self.prior else 2) if self.rings else 0
+
+
+@dataclasses.dataclass
 class ModelConfig:
     """
     A whole model. See the module docstring for the three architectures and their default sections.
@@ -203,6 +249,7 @@ class ModelConfig:
     decoder: DecoderConfig = dataclasses.field(default_factory=DecoderConfig)
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     adapters: AdapterConfig = dataclasses.field(default_factory=AdapterConfig)
+    lidar_input: LidarInputConfig = dataclasses.field(default_factory=LidarInputConfig)
 
     def __post_init__(self):
         """Check that the sections fit the architecture."""
@@ -223,6 +270,13 @@ class ModelConfig:
         if (self.adapters.image or self.adapters.radar) and self.architecture != 'lircdepth':
             raise ConfigError('model.adapters are LiRCDepth feature adapters; other architectures build KD '
                               'adapters in training')
+        if self.lidar_input.prior and (self.architecture != 'student' or self.head.kind != 'bins'):
+            raise ConfigError('model.lidar_input.prior adds to bin logits: it needs the student architecture with '
+                              'a bin head')
+        if self.lidar_input.enabled and (self.architecture == 'lircdepth' or self.fusion.kind == 'none'):
+            raise ConfigError('model.lidar_input needs a radar branch to enter through (student with fusion film / '
+                              f'add, or teacher); got architecture {self.architecture!r} with fusion '
+                              f'{self.fusion.kind!r}')
         if not 0.0 < self.confidence_threshold < 1.0:
             raise ConfigError(f'model.confidence_threshold must be in (0, 1), got {self.confidence_threshold}')
 

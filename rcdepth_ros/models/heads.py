@@ -67,9 +67,15 @@ class DepthBinHead(nn.Module):
         centers = bin_centers(head_cfg.num_bins, head_cfg.spacing, head_cfg.min_depth, head_cfg.max_depth)
         self.register_buffer('bin_centers', centers, persistent=False)
 
-    def forward(self, x):
-        """Return a dict with ``depth``, ``uncertainty`` (B, 1, H, W), ``logits`` (B, K, H, W), ``bin_centers``."""
+    def forward(self, x, prior_logits=None):
+        """
+        Return a dict with ``depth``, ``uncertainty`` (B, 1, H, W), ``logits`` (B, K, H, W), ``bin_centers``.
+
+        ``prior_logits`` (B, K, H, W), when given, are added to the predicted logits (a lidar-input teacher's prior).
+        """
         logits = self.logits(x)
+        if prior_logits is not None:
+            logits = logits + prior_logits
         depth, std = distribution_statistics(logits, self.bin_centers)
         return {'depth': depth, 'uncertainty': std, 'logits': logits, 'bin_centers': self.bin_centers}
 

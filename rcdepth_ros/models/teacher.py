@@ -42,13 +42,14 @@ class RadarConfidenceDecoder(nn.Module):
         self.head = nn.Conv2d(widths[0], 2, 3, 1, 1, bias=False)
 
     def forward(self, image, radar):
-        """Return (confidence (B, 1, H, W) in (0, 1), coarse depth (B, 1, H, W) metres)."""
+        """Return (confidence logits (B, 1, H, W), coarse depth (B, 1, H, W) metres)."""
         x = None
         for stage, i in zip(self.stages, range(4, -1, -1)):
             parts = [image[i], radar[i]] + ([x] if x is not None else [])
             x = stage(torch.cat(parts, dim=1))
-        out = torch.sigmoid(self.head(x))
-        return out[:, 1:2], self.max_depth * out[:, 0:1]
+        out = self.head(x)
+        # the confidence stays a logit here: its BCE is computed with logits (autocast-safe, losses.supervised)
+        return out[:, 1:2], self.max_depth * torch.sigmoid(out[:, 0:1])
 
 
 class CaFNetTeacher(DepthModel):
@@ -58,7 +59,7 @@ class CaFNetTeacher(DepthModel):
         """Build the image encoder, both radar stages, the decoder and the head."""
         super().__init__(model_cfg, input_cfg)
         cfg = model_cfg
-        channels = input_cfg.num_radar_channels
+        channels = input_cfg.num_radar_channels + self.lidar_channels   # lidar input joins the radar branch
         self.max_depth = float(cfg.head.max_depth)
         self.threshold = float(cfg.confidence_threshold)
         # the coarse depth enters stage 2 scaled like the radar depth channel
@@ -80,21 +81,23 @@ class CaFNetTeacher(DepthModel):
                                  'decoder': [w[0], w[2], w[2], w[3], w[4]]}
         self.saliency_layers = ('decoder.daspp_conv', 'decoder.conv4', 'decoder.conv16', 'decoder.conv2')
 
-    def forward(self, image, radar, return_features=False):
+    def forward(self, image, radar, return_features=False, lidar=None):
         """Return the output dict described in ``rcdepth_ros.models.base``."""
-        self.check_inputs(image, radar)
+        radar = self.range_input(image, radar, lidar)
         image_features = self.image_encoder(image)
         mask = (radar != 0).any(dim=1, keepdim=True).to(radar.dtype)
         x = radar
         for conv in self.radar_sparse:
             x, mask = conv(x, mask)
-        confidence, coarse = self.radar_decoder(image_features, self.radar_stage1_encoder(x))
+        confidence_logits, coarse = self.radar_decoder(image_features, self.radar_stage1_encoder(x))
+        confidence = torch.sigmoid(confidence_logits)
         keep = (confidence > self.threshold).to(coarse.dtype)
         radar_features = self.radar_encoder(torch.cat([keep * coarse / self.coarse_depth_scale, radar], dim=1))
         x, decoder_features, fused, full_res = self.decoder(image_features, radar_features, confidence)
         out = dict(self.head(x))
         out['depth_scales'] = {s: F.avg_pool2d(d, s) for s, d in full_res.items()}
         out['radar_confidence'] = confidence
+        out['radar_confidence_logits'] = confidence_logits
         out['radar_depth'] = coarse
         if return_features:
             out['features'] = {'image': image_features, 'radar': radar_features, 'fused': fused,

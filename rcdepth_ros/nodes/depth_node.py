@@ -177,7 +177,7 @@ class DepthNode(LifecycleNode):
         try:
             self._model_path = resolve_model_path(values['model_path'])
             if not str(values['model_path']).strip():
-                self.get_logger().warning(f'model_path is empty: the bundled model {self._model_path.name}, '
+                self.get_logger().warning(f'model_path is empty: the bundled demo model {self._model_path.name}, '
                                           f'{SYNTHETIC_ONLY}; set model_path to a model trained on your sensors')
             self._engine = self._load_engine(self._model_path, values)
         except (RcdepthError, OSError, RuntimeError) as exc:

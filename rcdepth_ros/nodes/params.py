@@ -52,7 +52,7 @@ class ParamSpec:
 
 SPECS = (
     # Model (read at configure: settable only while the node is unconfigured).
-    ParamSpec('model_path', '', 'checkpoint (.safetensors with its .json beside it); empty: the bundled model in '
+    ParamSpec('model_path', '', 'checkpoint (.safetensors with its .json beside it); empty: the bundled demo model in '
               f"the package's weights/ directory, {SYNTHETIC_ONLY}", at_configure=True),
     ParamSpec('device', 'auto', 'auto (CUDA when available), cpu, cuda or cuda:N; CUDA that is not there falls '
               'back to the CPU with a warning', at_configure=True),

@@ -31,3 +31,17 @@ def test_degenerate_inputs():
         interpolate_depth(np.zeros(5))
     with pytest.raises(DatasetError, match='window'):
         interpolate_depth(line, window=0)
+
+
+def test_fill_between_rings_by_hand():
+    from rcdepth_ros.data.densify import fill_between_rings
+    sparse = np.zeros((6, 5), np.float32)
+    sparse[1, 0], sparse[4, 0] = 10.0, 40.0          # column 0: two rings, 3 rows apart
+    sparse[2, 3] = 7.0                                # a ring point one column from column 4
+    filled, inside = fill_between_rings(sparse, radius=1)
+    assert filled[:, 0].tolist() == [0.0, 10.0, 20.0, 30.0, 40.0, 0.0]
+    assert inside[:, 0].tolist() == [False, True, True, True, True, False]
+    assert filled[2, 4] == 7.0 and filled[2, 2] == 7.0 and inside[:, 4].sum() == 1   # row fill within radius 1
+    assert filled[:, 1].tolist() == filled[:, 0].tolist()          # column 1 borrows column 0's ring points
+    assert filled[sparse > 0].tolist() == sparse[sparse > 0].tolist()
+    assert not fill_between_rings(sparse, radius=0)[1][:, 4].any()

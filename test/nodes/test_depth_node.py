@@ -189,10 +189,10 @@ def test_model_parameters_are_set_while_unconfigured_and_refused_once_configured
 def test_the_bundled_model_is_named_synthetic_only_when_the_node_loads_it(harness, capfd):
     from rclpy.lifecycle import TransitionCallbackReturn
     node = harness.add(DepthNode(namespace=harness.namespace, context=harness.context,
-                                 parameter_overrides=node_parameters('')))          # empty: the bundled model
+                                 parameter_overrides=node_parameters('')))          # empty: the bundled demo model
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     log = capfd.readouterr().err
-    assert 'model_path is empty: the bundled model' in log and 'trained on synthetic scenes only' in log
+    assert 'model_path is empty: the bundled demo model' in log and 'trained on synthetic scenes only' in log
 
 
 def test_live_parameters_apply_at_once(harness, tiny_checkpoint):

@@ -85,6 +85,10 @@ def test_radar_branch_loss_by_hand():
     coarse = _map([10.0, 20.0])
     gt = _map([10.2, 30.0])
     confidence = _map([0.8, 0.3])
+    logits = torch.log(confidence / (1 - confidence))
     # depth: (0.2 + 10) / 2; targets: |10 - 10.2| <= 0.05 * 10.2 -> 1, |20 - 30| > 1.5 -> 0
     expected = 5.1 + (-math.log(0.8) - math.log(1 - 0.3)) / 2
-    assert float(radar_branch_loss(confidence, coarse, gt, gt > 0, tolerance=0.05)) == pytest.approx(expected, 1e-5)
+    assert float(radar_branch_loss(logits, coarse, gt, gt > 0, tolerance=0.05)) == pytest.approx(expected, 1e-5)
+    # half-precision inputs: the loss is still computed (and returned) in float32
+    half = radar_branch_loss(logits.half(), coarse.half(), gt.half(), gt > 0, tolerance=0.05)
+    assert half.dtype == torch.float32 and float(half) == pytest.approx(expected, 1e-2)

@@ -8,7 +8,7 @@ from rcdepth_ros.models import build_model
 from rcdepth_ros.models.export import example_inputs
 import torch
 from training.config import experiment_from_dict
-from training.objective import TeacherRunner, TrainingObjective
+from training.objective import teacher_info, TeacherRunner, TrainingObjective
 
 ALL_TERMS = ('dd', 'saliency', 'feature', 'pairwise', 'inter_depth', 'fsnet', 'confidence', 'crkd')
 
@@ -35,7 +35,7 @@ def test_identical_teacher_gives_zero_for_output_and_feature_terms(tiny_experime
     torch.manual_seed(0)
     student = build_model(exp.model, exp.input)
     teacher = TeacherRunner(copy.deepcopy(student), exp.distill)
-    objective = TrainingObjective(student, exp, teacher.model.feature_channels).eval()   # BN as in the teacher
+    objective = TrainingObjective(student, exp, teacher_info(teacher.model)).eval()   # BN as in the teacher
     image, radar, sparse, dense, has_dense = _batch(exp.input)
     _, terms, _ = objective(image, radar, sparse, dense, has_dense, teacher(image, radar))
     for name in ('dd', 'saliency', 'pairwise', 'inter_depth', 'crkd'):
@@ -49,8 +49,10 @@ def test_every_term_trains_the_student_and_never_the_teacher(tiny_experiment, ti
     teacher = TeacherRunner(teacher_model, exp.distill)
     before = copy.deepcopy(teacher_model.state_dict())
     student = build_model(exp.model, exp.input)
-    objective = TrainingObjective(student, exp, teacher_model.feature_channels)
-    assert sorted(objective.kd) == ['adapt_image', 'adapt_radar', 'confidence_head']
+    objective = TrainingObjective(student, exp, teacher_info(teacher_model))
+    assert list(objective.kd) == list(ALL_TERMS)          # registry order
+    training_only = {n.split('.')[0] + '.' + n.split('.')[1] for n, _ in objective.kd.named_parameters()}
+    assert training_only == {'feature.adapters', 'confidence.head'}
     image, radar, sparse, dense, has_dense = _batch(exp.input)
     teacher_out = teacher(image, radar)
     assert teacher_out['saliency'].shape == (2, 1, exp.input.height // 8, exp.input.width // 8)
@@ -61,7 +63,7 @@ def test_every_term_trains_the_student_and_never_the_teacher(tiny_experiment, ti
     loss.backward()
     named = dict(objective.named_parameters())
     for prefix in ('student.image_encoder', 'student.radar_encoder', 'student.decoder', 'student.head',
-                   'kd.adapt_image', 'kd.adapt_radar', 'kd.confidence_head'):
+                   'kd.feature.adapters.image', 'kd.feature.adapters.radar', 'kd.confidence.head'):
         grads = [p.grad for n, p in named.items() if n.startswith(prefix)]
         assert grads and any(g is not None and float(g.abs().sum()) > 0 for g in grads), prefix
     assert all(p.grad is None for p in teacher_model.parameters())
@@ -76,7 +78,7 @@ def test_each_term_alone_changes_the_gradient(tiny_experiment, tiny_teacher_mode
     teacher = TeacherRunner(teacher_model, exp.distill)
     torch.manual_seed(0)
     student = build_model(exp.model, exp.input)
-    objective = TrainingObjective(student, exp, teacher_model.feature_channels)
+    objective = TrainingObjective(student, exp, teacher_info(teacher_model))
     image, radar, sparse, dense, has_dense = _batch(exp.input)
     teacher_out = teacher(image, radar)
 

@@ -22,6 +22,7 @@ def _tiny_table(tmp_path, tiny_experiment, tiny_teacher_model, write_experiment)
     spec = {'results': 'tiny_table',
             'eval': {'source': 'synthetic', 'split': 'val', 'frames': '0-1',
                      'options': {'config': tiny_experiment()['data']['options']['config']}},
+            'gate': {'teacher': 'tiny/teacher', 'direct': ['tiny/direct_s1'], 'split': 'val', 'frames': '0-1'},
             'runs': [{'name': 'tiny/teacher', 'config': str(teacher), 'label': 'Teacher'},
                      {'name': 'tiny/direct_s1', 'config': str(student), 'seed': 1, 'group': 'direct'},
                      {'name': 'tiny/direct_s2', 'config': str(student), 'seed': 2, 'group': 'direct'},
@@ -37,7 +38,9 @@ def test_tiny_table_end_to_end(tmp_path, tiny_experiment, tiny_teacher_model, wr
     spec = _tiny_table(tmp_path, tiny_experiment, tiny_teacher_model, write_experiment)
     out, results = tmp_path / 'runs', tmp_path / 'results'
     _, runs = load_table(spec, out, [])
-    assert [r.requires for r in runs] == [[], [], [], [], ['tiny/teacher'], ['tiny/teacher']]
+    assert [r.requires for r in runs] == [[], [], [], [], ['tiny/teacher', 'tiny/direct_s1'],
+                                          ['tiny/teacher', 'tiny/direct_s1']]
+    assert [r.gated for r in runs] == [False] * 4 + [True] * 2
     args = ['--spec', str(spec), '--out', str(out), '--results', str(results), '--jobs', '2', 'train.threads=1']
     assert run_table_main(args) == 0
     result = json.loads((results / 'tiny_table.json').read_text())
@@ -54,6 +57,12 @@ def test_tiny_table_end_to_end(tmp_path, tiny_experiment, tiny_teacher_model, wr
     assert 'astyx' in result['summary']['fusion_gain']
     table = (results / 'tiny_table.md').read_text()
     assert table.count('\n| ') >= 8 and 'XD-KD (mean ± std)' in table and 'Fusion gain' in table
+    gate = result['gate']
+    assert gate['teacher'] == 'tiny/teacher' and gate['students'] == ['tiny/direct_s1']
+    assert gate['pixels'] == 'all lidar rings' and gate['passed'] == (gate['gain_percent'] >= 20)
+    assert result['gate_all_direct']['students'] == ['tiny/direct_s1', 'tiny/direct_s2']
+    assert 'Gate (checked before the KD rows): Gate ' in table
+    assert 'Target here: XD-KD >= 8 % lower MAE@80' in table
     # everything is complete and evaluated: a second invocation trains and evaluates nothing
     stamps = {r.name: (r.dir / 'eval' / 'evaluation.json').stat().st_mtime for r in runs}
     capsys.readouterr()
@@ -78,12 +87,15 @@ def test_summary_arithmetic():
 def test_default_table_plan(capsys):
     assert run_table_main(['--dry-run', '--out', 'runs']) == 0
     plan = capsys.readouterr().out
-    assert plan.count('[') >= 14 and "requires ['astyx/teacher']" in plan
-    _, runs = load_table(SOURCE_ROOT / 'training' / 'tables' / 'distill_astyx.yaml', 'runs', [])
-    assert len(runs) == 14 and runs[0].name == 'astyx/teacher'
+    assert plan.count('[') >= 7 and "requires ['astyx/teacher_lidar', 'astyx/student_direct_s42']" in plan
+    spec, runs = load_table(SOURCE_ROOT / 'training' / 'tables' / 'distill_astyx.yaml', 'runs', [])
+    assert runs[0].name == 'astyx/teacher_lidar' and runs[0].experiment.model.lidar_input.enabled
     assert sum(r.group == 'direct' for r in runs) == 3 and sum(r.group == 'xd' for r in runs) == 3
-    assert {r.seed for r in runs if r.group == 'xd'} == {42, 43, 44}
-    assert all(r.eval['source'] == ('synthetic' if r.name.startswith('synthetic') else 'astyx') for r in runs)
+    assert {r.seed for r in runs if r.group == 'xd'} == {42, 43, 44} == {r.seed for r in runs if r.group == 'direct'}
+    assert all(r.eval == {'source': 'astyx', 'split': 'val'} for r in runs)
+    assert spec['gate']['split'] == 'dev' and all(r.gated for r in runs if r.group == 'xd')
+    # choices are made on the dev frames: no run trains or validates on the table's evaluation frames
+    assert all(r.experiment.data.train.split == 'fit' and r.experiment.data.val.split == 'dev' for r in runs)
 
 
 def test_bad_specs(tmp_path):

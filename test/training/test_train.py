@@ -74,7 +74,7 @@ def test_distillation_run_logs_every_term(tmp_path, tiny_experiment, tiny_teache
         'dd', 'saliency', 'feature', 'inter_depth']
     # training-only modules are in the resume state, never in the model checkpoint
     state = load_state(state_path(tmp_path / 'kd'))
-    assert any(k.startswith('kd.adapt_image') for k in state['objective'])
+    assert any(k.startswith('kd.feature.adapters.image') for k in state['objective'])
     weights, _ = checkpoint_paths(tmp_path / 'kd' / 'checkpoints' / 'final')
     from safetensors.torch import load_file
     assert not any(k.startswith('kd.') or 'adapt' in k for k in load_file(str(weights)))

@@ -103,5 +103,9 @@ def test_table_rows_differ_only_where_they_should():
     teacher = load_experiment(CONFIGS / 'astyx_teacher.yaml')
     assert teacher.model.architecture == 'teacher' and teacher.input == load_experiment(
         CONFIGS / 'astyx_student_direct.yaml').input
-    assert Path(load_experiment(CONFIGS / 'astyx_student_xd.yaml').distill.teacher).parent.parent == \
-        Path('runs') / teacher.name
+    lidar_teacher = load_experiment(CONFIGS / 'astyx_teacher_lidar.yaml')
+    assert lidar_teacher.model.lidar_input.enabled and lidar_teacher.input == teacher.input
+    assert lidar_teacher.data.train.split == 'fit' and lidar_teacher.data.val.split == 'dev'
+    xd = load_experiment(CONFIGS / 'astyx_student_xd.yaml')
+    assert Path(xd.distill.teacher).parent.parent == Path('runs') / lidar_teacher.name
+    assert xd.distill.targets.offline and xd.data.train.split == 'fit' and xd.data.val.split == 'dev'

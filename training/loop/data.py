@@ -1,6 +1,11 @@
 """
 Data for a run: readers through the registry, ``RadarCameraDataset``s, and the resumable per-epoch batch order.
 
+Loaders are built once per run (``make_loader``): worker processes may persist across epochs, because each batch
+carries its epoch in its indices (``(epoch, index)`` pairs from ``EpochSampler``) and the augmentation follows it,
+so a worker's copy of the dataset never needs ``set_epoch``. ``pin_memory`` ('auto': on CUDA) lets the trainer
+copy batches to the GPU asynchronously.
+
 The batch order of epoch e is a permutation drawn from ``(seed, e)`` alone, cut into full batches (the last,
 incomplete batch is dropped: batch norm needs more than one sample) and, under DDP, dealt out to the ranks
 (rank r takes batches r, r + world, ...). Nothing depends on an RNG state, so a resumed run continues at
@@ -23,14 +28,23 @@ def open_split(data_cfg, split_cfg):
     return open_reader(data_cfg.source, data_cfg.root, split=split_cfg.split, frames=split_cfg.frames, **options)
 
 
-def build_dataset(data_cfg, input_cfg, split_cfg, seed, augment=True):
-    """Return the RadarCameraDataset of a split; ``augment`` applies ``data_cfg.augment`` with the run's seed."""
+def build_dataset(data_cfg, input_cfg, split_cfg, seed, augment=True, lidar_input=None, aligned_maps=None):
+    """
+    Return the RadarCameraDataset of a split; ``augment`` applies ``data_cfg.augment`` with the run's seed.
+
+    ``lidar_input`` (a ``LidarInputConfig`` with rings) adds the lidar-input channels and the held-out GT;
+    ``aligned_maps`` the offline teacher targets.
+    """
     reader = open_split(data_cfg, split_cfg)
     if len(reader) == 0:
         raise DatasetError(f'{data_cfg.source}: split {split_cfg} selects no frame')
     cache = PreprocessCache(data_cfg.cache_dir) if data_cfg.cache else None
     aug = dataclasses.replace(data_cfg.augment, seed=int(seed)) if augment and data_cfg.augment else None
-    return RadarCameraDataset(reader, input_cfg, aug, cache)
+    rings = lidar_input.rings if lidar_input is not None and lidar_input.enabled else None
+    scale = lidar_input.depth_scale if rings else 100.0
+    radius = lidar_input.prior_radius if rings and lidar_input.prior else None
+    return RadarCameraDataset(reader, input_cfg, aug, cache, lidar_rings=rings, lidar_depth_scale=scale,
+                              aligned_maps=aligned_maps, lidar_prior_radius=radius)
 
 
 class EpochBatchOrder:
@@ -61,11 +75,44 @@ class EpochBatchOrder:
         return out
 
 
-def make_loader(dataset, batches, workers=0):
-    """Return a DataLoader yielding exactly ``batches`` (lists of indices), collated."""
+class EpochSampler:
+    """A batch sampler yielding this rank's batches of the epoch chosen by ``start`` as ``(epoch, index)`` lists."""
+
+    def __init__(self, order):
+        """Keep the ``EpochBatchOrder``; nothing is yielded before ``start``."""
+        self.order = order
+        self.batches = []
+
+    def start(self, epoch, step=0):
+        """Select the batches of ``epoch`` from step ``step`` on."""
+        self.batches = [[(int(epoch), i) for i in batch] for batch in self.order.batches(epoch, step)]
+
+    def __iter__(self):
+        """Yield the selected batches."""
+        return iter(list(self.batches))
+
+    def __len__(self):
+        """Return the number of selected batches."""
+        return len(self.batches)
+
+
+def resolve_workers(workers, device_type):
+    """Return the worker count of ``data.workers`` ('auto': on CUDA all cores but one, at most 8; else 0)."""
+    if workers != 'auto':
+        return int(workers)
+    if device_type != 'cuda':
+        return 0
+    import os
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def make_loader(dataset, batches, workers=0, pin_memory=False, persistent=False, prefetch=2):
+    """Return a DataLoader yielding exactly ``batches`` (lists of indices, or an ``EpochSampler``), collated."""
     import torch
+    extra = {'prefetch_factor': int(prefetch)} if workers > 0 else {}
     return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
-                                       persistent_workers=False, pin_memory=False)
+                                       persistent_workers=bool(persistent and workers > 0),
+                                       pin_memory=bool(pin_memory), **extra)
 
 
 def sequential_batches(size, batch_size, limit=None):

@@ -12,12 +12,15 @@ Run directory (``--out``)::
     plots/curves.png, samples_epoch<NNN>.png
     summary.json                final numbers (time, steps, best validation, replica digests under DDP)
 
-Step: the frozen teacher (when distilling) and the ``TrainingObjective`` run under autocast (AMP on CUDA, bf16 on
-the CPU when asked), backward (through a gradient scaler for fp16), gradient clipping on the global norm, AdamW
-step, polynomial lr step. Determinism: the seed fixes the initialisation, the data order is a function of
-(seed, epoch) and the augmentation of (seed, epoch, frame), and the resume state restores weights, optimiser,
-scheduler and RNG exactly, so on the CPU a resumed run ends with bit-identical weights
-(``test/training/test_resume.py``).
+Step: the frozen teacher (when distilling online; offline targets come with the batch, ``training.targets``) and the
+``TrainingObjective`` run under autocast (``train.amp``: bf16 on CUDA where supported, else fp16 with a gradient
+scaler; bf16 on the CPU when asked), the losses in float32; every ``distill.balance_every_steps`` steps the gradient
+norm of each distillation term relative to the supervised one is measured (``grad_<term>`` in ``logs/train.csv``) and
+``grad_fraction`` terms re-weighted; backward, gradient clipping on the global norm, AdamW step, polynomial lr step. A
+model with lidar input (a cross-modal teacher) reads the batch's ``lidar`` channels and is supervised on the held-out
+rings (``depth_gt_heldout``). Determinism: the seed fixes the initialisation, the data order is a function of (seed,
+epoch) and the augmentation of (seed, epoch, frame), and the resume state restores weights, optimiser, scheduler and
+RNG exactly, so on the CPU a resumed run ends with bit-identical weights (``test/training/test_resume.py``).
 """
 
 import contextlib
@@ -35,7 +38,8 @@ from rcdepth_ros.errors import ConfigError, TrainingError
 from rcdepth_ros.models import build_model, load_checkpoint, save_checkpoint
 import torch
 from training.loop import distributed
-from training.loop.data import build_dataset, EpochBatchOrder, make_loader, sequential_batches
+from training.loop.data import build_dataset, EpochBatchOrder, EpochSampler, make_loader, resolve_workers
+from training.loop.data import sequential_batches
 from training.loop.logs import RunLogger
 from training.loop.optim import build_optimizer, build_scheduler
 from training.loop.plots import plot_curves, plot_samples
@@ -43,12 +47,15 @@ from training.loop.provenance import command_line, git_commit
 from training.loop.state import (capture_rng, load_resume_state, previous_state_path, restore_rng, save_state,
                                  state_path, STATE_VERSION)
 from training.loop.validate import validate
-from training.objective import TeacherRunner, TrainingObjective
+from training.objective import check_teacher_for_student, teacher_info, TeacherRunner, TrainingObjective
+from training.targets import default_directory, expected_manifest, open_targets, teacher_hash
+from training.targets import teacher_output_from_batch
 import yaml
 
 # Keys that may differ between the run that wrote a run directory and the one resuming it.
 RESUME_MAY_DIFFER = (('train', 'progress'), ('data', 'workers'), ('data', 'cache_dir'), ('train', 'plots'),
-                     ('train', 'tensorboard'))
+                     ('train', 'tensorboard'), ('data', 'persistent_workers'), ('data', 'pin_memory'),
+                     ('data', 'prefetch'))
 
 
 def resolve_precision(amp, device):
@@ -107,6 +114,10 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.main = self.dist.is_main
         self.autocast_dtype, use_scaler = resolve_precision(tcfg.amp, self.device)
+        if self.device.type == 'cuda':
+            torch.backends.cudnn.benchmark = bool(tcfg.cudnn_benchmark)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.scaler = torch.amp.GradScaler('cuda') if use_scaler else None
         self.fmt = torch.channels_last if tcfg.channels_last else torch.contiguous_format
         random.seed(tcfg.seed)
@@ -114,13 +125,31 @@ class Trainer:
         torch.manual_seed(tcfg.seed)
         self.teacher = self._load_teacher()
         student = build_model(cfg.model, cfg.input)
-        channels = self.teacher.model.feature_channels if self.teacher else None
-        self.objective = TrainingObjective(student, cfg, channels).to(self.device).to(memory_format=self.fmt)
-        self.train_set = build_dataset(cfg.data, cfg.input, cfg.data.train, tcfg.seed, augment=True)
-        self.val_set = build_dataset(cfg.data, cfg.input, cfg.data.val, tcfg.seed, augment=False) \
-            if cfg.data.val is not None else None
+        info = self.teacher_info
+        self.objective = TrainingObjective(student, cfg, info).to(self.device).to(memory_format=self.fmt)
+        own_lidar = cfg.model.lidar_input if cfg.model.lidar_input.enabled else None
+        self.gt_key = 'depth_gt_heldout' if own_lidar else 'depth_gt'
+        teacher_lidar = info['lidar_input'] if info and info['lidar_input'].enabled else None
+        if own_lidar and teacher_lidar and tuple(own_lidar.rings) != tuple(teacher_lidar.rings):
+            raise ConfigError(f"model.lidar_input rings {list(own_lidar.rings)} differ from the teacher's "
+                              f'{list(teacher_lidar.rings)}: both read the same batch')
+        self.store = self._offline_targets(teacher_lidar)
+        lidar = own_lidar or (teacher_lidar if self.store is None else None)
+        self.train_set = build_dataset(cfg.data, cfg.input, cfg.data.train, tcfg.seed, augment=True,
+                                       lidar_input=lidar, aligned_maps=self.store)
+        self.val_set = build_dataset(cfg.data, cfg.input, cfg.data.val, tcfg.seed, augment=False,
+                                     lidar_input=own_lidar) if cfg.data.val is not None else None
         self.order = EpochBatchOrder(len(self.train_set), tcfg.batch_size, tcfg.seed, self.dist.rank,
                                      self.dist.world_size, tcfg.max_steps_per_epoch)
+        self.workers = resolve_workers(cfg.data.workers, self.device.type)
+        pin = self.device.type == 'cuda' if cfg.data.pin_memory == 'auto' else bool(cfg.data.pin_memory)
+        self.sampler = EpochSampler(self.order)
+        self.train_loader = make_loader(self.train_set, self.sampler, self.workers, pin, cfg.data.persistent_workers,
+                                        cfg.data.prefetch)
+        self.val_loader = None
+        if self.val_set is not None and self.main:
+            self.val_loader = make_loader(self.val_set, sequential_batches(len(self.val_set), tcfg.val_batch_size),
+                                          self.workers, pin, cfg.data.persistent_workers, cfg.data.prefetch)
         self.total_steps = tcfg.epochs * self.order.steps_per_epoch
         self.optimizer = build_optimizer(self.objective.parameters(), tcfg)
         self.scheduler = build_scheduler(self.optimizer, tcfg, self.total_steps)
@@ -133,18 +162,39 @@ class Trainer:
 
     def _load_teacher(self):
         path = self.cfg.distill.teacher
+        self.teacher_info = None
+        self.teacher_digest = None
         if not path:
             return None
         model, input_cfg, _, meta = load_checkpoint(path, map_location='cpu')
-        mine, theirs = to_dict(self.cfg.input), to_dict(input_cfg)
-        differ = sorted(k for k in mine if mine[k] != theirs.get(k))
-        if differ:
-            raise ConfigError(f'distill.teacher {path}: its input configuration differs from the student one in '
-                              f'{differ}; the teacher reads the student batch, so train the teacher at the same '
-                              f'input size and radar channels')
+        check_teacher_for_student(input_cfg, self.cfg.input, f'distill.teacher {path}')
         model = model.to(self.device).to(memory_format=self.fmt)
         self.teacher_meta = meta
+        self.teacher_info = teacher_info(model)
+        self.teacher_digest = teacher_hash(path)
         return TeacherRunner(model, self.cfg.distill)
+
+    def _offline_targets(self, teacher_lidar):
+        """Return the TargetStore of the run's teacher (built where missing), or None when distilling online."""
+        cfg = self.cfg
+        if self.teacher is None or not cfg.distill.targets.offline:
+            return None
+        stored = {'depth'}
+        needs = set().union(*(term.teacher_outputs() for term in self.objective.kd.values()))
+        if 'saliency' in needs:
+            stored.add('saliency')
+        if self.teacher_info['bin_centers'] is not None and needs & {'logits', 'uncertainty'}:
+            stored.add('logits')
+        plain = build_dataset(cfg.data, cfg.input, cfg.data.train, cfg.train.seed, augment=False,
+                              lidar_input=teacher_lidar)
+        expected = expected_manifest(cfg, cfg.distill.teacher, self.teacher_digest, plain.reader, stored,
+                                     self.teacher.saliency)
+        directory = cfg.distill.targets.directory or default_directory(cfg.data.cache_dir, self.teacher_digest)
+        log = print if self.main else None
+        with self._autocast():
+            store = open_targets(directory, expected, self.teacher, plain, self.device, log=log)
+        self.teacher.model.to('cpu')          # offline: the teacher is not run again
+        return store
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -219,7 +269,9 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _training_meta(self, kind, result=None):
         data = self.cfg.data
-        return {'kind': kind, 'experiment': self.cfg.name, 'command': self.command, 'git': self.git,
+        return {'teacher_hash': self.teacher_digest,
+                'offline_targets': str(self.store.directory) if self.store else None,
+                'kind': kind, 'experiment': self.cfg.name, 'command': self.command, 'git': self.git,
                 'data': {'source': data.source, 'root': data.root, 'options': data.options,
                          'train': to_dict(data.train), 'val': to_dict(data.val) if data.val else None},
                 'seed': self.cfg.train.seed, 'epoch': self.progress['epoch'], 'step': self.progress['global_step'],
@@ -233,15 +285,47 @@ class Trainer:
         return path
 
     # ------------------------------------------------------------------ loop
-    def _step(self, batch, distill_active):
+    def _teacher_out(self, batch, image, radar):
+        if self.store is not None:
+            return teacher_output_from_batch(batch, self.device, self.teacher_info['bin_centers'])
+        lidar = None
+        if self.teacher.reads_lidar:
+            lidar = batch['lidar'].to(self.device, non_blocking=True).contiguous(memory_format=self.fmt)
+        return self.teacher(image, radar, lidar)
+
+    def _distill_factor(self, epoch, step_in_epoch):
+        """Return the distillation terms' factor at a step: 0 before start_epoch, then a linear ramp to 1."""
+        dcfg = self.cfg.distill
+        if self.teacher is None or not self.objective.kd:
+            return 0.0
+        steps = max(self.order.steps_per_epoch, 1)
+        if epoch + step_in_epoch / steps < dcfg.start_epoch:
+            return 0.0
+        if dcfg.ramp_epochs <= 0:
+            return 1.0
+        done = epoch + (step_in_epoch + 1) / steps - dcfg.start_epoch       # epochs of KD after this step
+        return min(1.0, done / dcfg.ramp_epochs)
+
+    def _step(self, batch, factor):
         image = batch['image'].to(self.device, non_blocking=True).contiguous(memory_format=self.fmt)
         radar = batch['radar'].to(self.device, non_blocking=True).contiguous(memory_format=self.fmt)
-        sparse = batch['depth_gt'].to(self.device, non_blocking=True)
+        sparse = batch[self.gt_key].to(self.device, non_blocking=True)
         dense = batch['depth_gt_dense'].to(self.device, non_blocking=True)
         has_dense = batch['has_dense'].to(self.device)
+        kwargs = {}
+        if self.gt_key == 'depth_gt_heldout':       # a lidar-input model (the cross-modal teacher) in training
+            kwargs['lidar'] = batch['lidar'].to(self.device, non_blocking=True).contiguous(memory_format=self.fmt)
         with self._autocast():
-            teacher_out = self.teacher(image, radar) if (self.teacher and distill_active) else None
-            loss, terms, _ = self.model(image, radar, sparse, dense, has_dense, teacher_out, distill_active)
+            teacher_out = self._teacher_out(batch, image, radar) if factor > 0 else None
+            loss, terms, _ = self.model(image, radar, sparse, dense, has_dense, teacher_out, factor, **kwargs)
+        step = self.progress['global_step'] + 1
+        if teacher_out is not None and (step % self.cfg.distill.balance_every_steps == 0 or
+                                        self.objective.needs_calibration()):
+            scale = float(self.scaler.get_scale()) if self.scaler is not None else 1.0
+            ratios = self.objective.balance(self.objective.gradient_norms(scale))
+            loss = self.objective.recombine(factor)
+            terms.update({f'grad_{name}': factor * r for name, r in ratios.items()})
+            terms.update({f'weight_{name}': factor * w for name, w in self.objective.weights().items()})
         if not torch.isfinite(loss.detach()):
             raise TrainingError(f'non-finite training loss {float(loss)} at step {self.progress["global_step"]} '
                                 f'(terms {terms}); frames {list(batch["frame_id"])}')
@@ -265,11 +349,9 @@ class Trainer:
     def _validate(self, epoch):
         tcfg = self.cfg.train
         result = None
-        if self.main and self.val_set is not None:
-            batches = sequential_batches(len(self.val_set), tcfg.val_batch_size)
-            loader = make_loader(self.val_set, batches, self.cfg.data.workers)
-            result, first = validate(self.objective.student, loader, self.device, self._autocast,
-                                     tcfg.channels_last)
+        if self.main and self.val_loader is not None:
+            result, first = validate(self.objective.student, self.val_loader, self.device, self._autocast,
+                                     tcfg.channels_last, gt_key=self.gt_key)
             self.logger.log_validation(epoch + 1, self.progress['global_step'], result)
             self.progress['val'] = list(self.progress['val']) + [
                 {'epoch': epoch + 1, 'step': self.progress['global_step'], 'metrics': result.to_dict()}]
@@ -301,6 +383,7 @@ class Trainer:
         self._setup()
         self.git = git_commit()        # the code this process imported (others may commit while it trains)
         self._segment_start = time.perf_counter()
+        self.loop_seconds, self.loop_frames = 0.0, 0
         self.progress = self._fresh_history()
         resumed = self._restore()
         tcfg = self.cfg.train
@@ -309,8 +392,9 @@ class Trainer:
             if not resumed:
                 self._remove_stale_outputs()
         distributed.barrier(self.dist)
-        terms = ['supervised'] + (['radar_branch'] if self.cfg.loss.radar_branch_weight > 0 else []) + \
-            self.cfg.distill.enabled_terms()
+        kd = self.cfg.distill.enabled_terms()
+        terms = ['supervised'] + (['radar_branch'] if self.cfg.loss.radar_branch_weight > 0 else []) + kd + \
+            [f'grad_{n}' for n in kd] + [f'weight_{n}' for n in kd]
         self.logger = RunLogger(self.run_dir, terms, (50.0, 70.0, 80.0), enabled=self.main,
                                 resume_step=self.progress['global_step'] if resumed else None,
                                 tensorboard=tcfg.tensorboard, progress=tcfg.progress)
@@ -336,17 +420,19 @@ class Trainer:
         steps = self.order.steps_per_epoch
         while self.progress['epoch'] < tcfg.epochs:
             epoch, start = self.progress['epoch'], self.progress['step_in_epoch']
-            distill_active = epoch >= self.cfg.distill.start_epoch
             self.train_set.set_epoch(epoch)
-            loader = make_loader(self.train_set, self.order.batches(epoch, start), self.cfg.data.workers)
+            self.sampler.start(epoch, start)
             self.logger.start_epoch(epoch, tcfg.epochs, steps, start)
             self.objective.train()
             tick = time.perf_counter()
-            for batch in loader:
-                loss, terms = self._step(batch, distill_active)
+            for batch in self.train_loader:
+                factor = self._distill_factor(epoch, self.progress['step_in_epoch'])
+                loss, terms = self._step(batch, factor)
                 self.progress['global_step'] += 1
                 self.progress['step_in_epoch'] += 1
                 now = time.perf_counter()
+                self.loop_seconds += now - tick
+                self.loop_frames += len(batch['frame_id']) * self.dist.world_size
                 lr = self.scheduler.get_last_lr()[0]
                 self.logger.advance(loss, lr)
                 step = self.progress['global_step']
@@ -375,6 +461,9 @@ class Trainer:
                        'steps_per_epoch': self.order.steps_per_epoch, 'train_seconds': self._elapsed(),
                        'world_size': self.dist.world_size, 'device': str(self.device),
                        'autocast': str(self.autocast_dtype).replace('torch.', '') if self.autocast_dtype else None,
+                       'train_frames_per_second': self.loop_frames / self.loop_seconds if self.loop_seconds else None,
+                       'data_workers': self.workers,
+                       'offline_targets': str(self.store.directory) if self.store else None,
                        'best': self.progress['best'], 'validation': self.progress['val'],
                        'final_checkpoint': str(final), 'replica_digests': digests,
                        'replica_parameter_digests': parameter_digests,

@@ -12,9 +12,13 @@ LiRCDepth's three distillation terms (``../shared/docs/method.md`` section 3), a
   ``sum(u |d_S - d_T|) / sum(u)`` over the pixels where the teacher is valid; scales weighted ``decay^i`` from 1/2.
 """
 
+import dataclasses
+import typing
+
 from rcdepth_ros.errors import ConfigError
 from torch import nn
 import torch.nn.functional as F
+from training.losses.base import KDTerm, TermConfig
 from training.losses.supervised import agreement_uncertainty, EPS
 
 
@@ -78,7 +82,7 @@ def pairwise_similarity_kd_multi(student_features, teacher_features, pool_size=(
 
 def uncertainty_weighted_l1(student_depth, teacher_depth, alpha=5.0, min_depth=0.01):
     """Return ``sum(u |d_S - d_T|) / sum(u)`` over pixels with ``d_T > min_depth``, u detached (see module)."""
-    teacher_depth = teacher_depth.detach()
+    teacher_depth, student_depth = teacher_depth.detach().float(), student_depth.float()
     mask = (teacher_depth > min_depth).to(student_depth.dtype)
     u = agreement_uncertainty(teacher_depth, student_depth.detach(), alpha) * mask
     return (u * (student_depth - teacher_depth).abs()).sum() / u.sum().clamp_min(EPS)
@@ -107,3 +111,111 @@ def inter_depth_kd(student_output, teacher_output, scales=(2, 4, 8), alpha=5.0, 
     return sum(decay ** i * uncertainty_weighted_l1(depth_at_scale(student_output, s),
                                                     depth_at_scale(teacher_depth, s), alpha)
                for i, s in enumerate(sorted(scales)))
+
+
+@dataclasses.dataclass
+class FeatureKD(TermConfig):
+    """``feature``: LiRCDepth pixel-wise feature KD, L1 between adapted student and teacher encoder features."""
+
+    term = 'feature'
+    branches: typing.Tuple[str, ...] = ('image', 'radar')
+    decay: float = 0.5
+
+    def __post_init__(self):
+        """Check the branches and the decay."""
+        super().__post_init__()
+        self.need(self.branches and set(self.branches) <= {'image', 'radar'}, 'branches',
+                  "must name 'image' and/or 'radar'")
+        self.need(0 < self.decay <= 1, 'decay', 'must be in (0, 1]')
+
+
+class FeatureTerm(KDTerm):
+    """The ``feature`` term: adapters (training only) from the student's widths to the teacher's."""
+
+    name = 'feature'
+    Config = FeatureKD
+    needs = frozenset({'features'})
+    student_features = True
+
+    def __init__(self, cfg, student, teacher_info, experiment):
+        """Build one adapter list per branch both models have."""
+        super().__init__(cfg, student, teacher_info, experiment)
+        teacher_channels = (teacher_info or {}).get('feature_channels') or {}
+        self.adapters = nn.ModuleDict()
+        for branch in cfg.branches:
+            s_ch = student.feature_channels.get(branch) or []
+            t_ch = teacher_channels.get(branch) or []
+            if s_ch and t_ch:
+                self.adapters[branch] = FeatureAdapters(s_ch, t_ch)
+        if not len(self.adapters):
+            raise ConfigError(f'distill.feature: neither branch {list(cfg.branches)} exists in both the student and '
+                              f'the teacher')
+
+    def forward(self, context):
+        """Return the sum over branches of the pixel-wise feature KD."""
+        total = 0.0
+        for branch, adapters in self.adapters.items():
+            # float32 inputs: losses run with autocast off, where the adapters' fp32 weights need fp32 features
+            features = [f.float() for f in context.student['features'][branch]]
+            total = total + pixelwise_feature_kd(adapters(features),
+                                                 context.teacher['features'][branch], self.cfg.decay)
+        return total
+
+
+@dataclasses.dataclass
+class PairwiseKD(TermConfig):
+    """``pairwise``: LiRCDepth pair-wise similarity KD on the decoder features, max-pooled to ``pool_size``."""
+
+    term = 'pairwise'
+    pool_size: typing.Tuple[int, int] = (5, 5)
+    decay: float = 0.5
+
+    def __post_init__(self):
+        """Check the pool size and the decay."""
+        super().__post_init__()
+        self.need(all(p >= 1 for p in self.pool_size), 'pool_size', 'must be >= 1')
+        self.need(0 < self.decay <= 1, 'decay', 'must be in (0, 1]')
+
+
+class PairwiseTerm(KDTerm):
+    """The ``pairwise`` term."""
+
+    name = 'pairwise'
+    Config = PairwiseKD
+    needs = frozenset({'features'})
+    student_features = True
+
+    def forward(self, context):
+        """Return the multi-scale pair-wise similarity KD."""
+        return pairwise_similarity_kd_multi(context.student['features']['decoder'],
+                                            context.teacher['features']['decoder'], self.cfg.pool_size,
+                                            self.cfg.decay)
+
+
+@dataclasses.dataclass
+class InterDepthKD(TermConfig):
+    """``inter_depth``: LiRCDepth uncertainty-aware inter-depth KD at 1/``scales``, u = 1 - exp(-alpha r)."""
+
+    term = 'inter_depth'
+    alpha: float = 5.0
+    scales: typing.Tuple[int, ...] = (2, 4, 8)
+    decay: float = 0.5
+
+    def __post_init__(self):
+        """Check alpha, the scales and the decay."""
+        super().__post_init__()
+        self.need(self.alpha > 0 and self.scales and set(self.scales) <= {2, 4, 8}, 'scales',
+                  'need alpha > 0 and scales in 2, 4, 8')
+        self.need(0 < self.decay <= 1, 'decay', 'must be in (0, 1]')
+
+
+class InterDepthTerm(KDTerm):
+    """The ``inter_depth`` term."""
+
+    name = 'inter_depth'
+    Config = InterDepthKD
+    needs = frozenset({'depth'})
+
+    def forward(self, context):
+        """Return the multi-scale uncertainty-weighted L1 to the teacher's pooled depth."""
+        return inter_depth_kd(context.student, context.teacher, self.cfg.scales, self.cfg.alpha, self.cfg.decay)

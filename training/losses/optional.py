@@ -11,9 +11,15 @@ Optional distillation terms from the other seed papers (``../shared/docs/method.
   average-pooled to a small grid and normalised by the channel count so that different widths compare.
 """
 
+import dataclasses
+import typing
+
+from rcdepth_ros.errors import ConfigError
 import torch
 from torch import nn
 import torch.nn.functional as F
+from training.losses.base import KDTerm, TermConfig
+from training.losses.supervised import valid_mask
 
 
 def fsnet_kd(student_depth, teacher_depth, sigma, min_sigma=0.1):
@@ -74,3 +80,104 @@ def relation_kd(student_features, teacher_features, grid=(6, 8)):
     terms = [(spatial_gram(s, grid) - spatial_gram(t.detach(), grid)).abs().mean()
              for s, t in zip(student_features, teacher_features)]
     return sum(terms) / max(len(terms), 1)
+
+
+@dataclasses.dataclass
+class FSNetKD(TermConfig):
+    """``fsnet``: FSNet uncertainty-weighted KD, sigma the student's bin-distribution std (>= ``min_sigma``)."""
+
+    term = 'fsnet'
+    min_sigma: float = 0.1
+
+    def __post_init__(self):
+        """Check min_sigma."""
+        super().__post_init__()
+        self.need(self.min_sigma > 0, 'min_sigma', 'must be > 0')
+
+
+class FSNetTerm(KDTerm):
+    """The ``fsnet`` term."""
+
+    name = 'fsnet'
+    Config = FSNetKD
+    needs = frozenset({'depth'})
+
+    def __init__(self, cfg, student, teacher_info, experiment):
+        """Check the student has a bin head (its uncertainty)."""
+        super().__init__(cfg, student, teacher_info, experiment)
+        if student.model_cfg.head.kind != 'bins':
+            raise ConfigError('distill.fsnet needs a student with a bin head (its uncertainty is sigma)')
+
+    def forward(self, context):
+        """Return the FSNet term."""
+        s = context.student
+        return fsnet_kd(s['depth'], context.teacher['depth'], s['uncertainty'], self.cfg.min_sigma)
+
+
+@dataclasses.dataclass
+class ConfidenceKD(TermConfig):
+    """``confidence``: a training-only head predicts a Laplacian scale b; c = 1/b weights |d_T - d_S|."""
+
+    term = 'confidence'
+    nll_weight: float = 0.1
+    outlier_fraction: float = 0.2
+
+    def __post_init__(self):
+        """Check the fractions."""
+        super().__post_init__()
+        self.need(0 <= self.outlier_fraction < 1 and self.nll_weight >= 0, 'outlier_fraction',
+                  'need 0 <= outlier_fraction < 1 and nll_weight >= 0')
+
+
+class ConfidenceTerm(KDTerm):
+    """The ``confidence`` term and its head (training only)."""
+
+    name = 'confidence'
+    Config = ConfidenceKD
+    needs = frozenset({'depth'})
+    student_features = True
+
+    def __init__(self, cfg, student, teacher_info, experiment):
+        """Build the confidence head on the student's last decoder features."""
+        super().__init__(cfg, student, teacher_info, experiment)
+        self.head = ConfidenceHead(student.feature_channels['decoder'][-1])
+        self.min_depth = experiment.loss.min_depth
+        self.max_depth = experiment.loss.max_depth or experiment.input.max_depth
+
+    def forward(self, context):
+        """Return the confidence-weighted KD plus the head's Laplacian NLL."""
+        s = context.student
+        log_scale = self.head(s['features']['decoder'][-1].float())     # autocast is off here: fp32 in
+        mask = valid_mask(context.sparse_gt, self.min_depth, self.max_depth)
+        nll = laplacian_nll(log_scale, s['depth'].float(), context.sparse_gt.float(), mask, self.cfg.outlier_fraction)
+        return confidence_weighted_kd(s['depth'], context.teacher['depth'], log_scale) + self.cfg.nll_weight * nll
+
+
+@dataclasses.dataclass
+class RelationKD(TermConfig):
+    """``crkd``: CRKD relation KD, L1 between spatial Gram matrices of student and teacher fused features."""
+
+    term = 'crkd'
+    levels: typing.Tuple[int, ...] = (2, 3, 4)
+    grid: typing.Tuple[int, int] = (6, 8)
+
+    def __post_init__(self):
+        """Check the levels and the grid."""
+        super().__post_init__()
+        self.need(self.levels and set(self.levels) <= {0, 1, 2, 3, 4} and all(g >= 1 for g in self.grid),
+                  'levels', 'must be among 0..4 (1/2 .. 1/32) and grid >= 1')
+
+
+class RelationTerm(KDTerm):
+    """The ``crkd`` term."""
+
+    name = 'crkd'
+    Config = RelationKD
+    needs = frozenset({'features'})
+    student_features = True
+
+    def forward(self, context):
+        """Return the relation KD over the chosen fused levels."""
+        levels = self.cfg.levels
+        return relation_kd([context.student['features']['fused'][i] for i in levels],
+                           [context.teacher['features']['fused'][i] for i in levels], self.cfg.grid)

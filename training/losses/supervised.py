@@ -2,6 +2,9 @@
 Supervised depth losses: masked L1, LiRCDepth's rectified L1 with two ground truths, the teacher's radar branch.
 
 Depth maps are (B, 1, H, W) metres; a ground-truth pixel is valid where ``min_depth < g < max_depth``.
+Every loss computes in float32 whatever its inputs' dtype (the objective also leaves autocast for its losses), and
+the confidence BCE reads logits (``binary_cross_entropy_with_logits``): CUDA autocast refuses the probability
+form, and fp16 probabilities near 0 or 1 lose the precision the log needs.
 """
 
 import torch
@@ -20,6 +23,7 @@ def valid_mask(gt, min_depth=1e-3, max_depth=None):
 
 def masked_l1(pred, gt, mask):
     """Return mean |pred - gt| over ``mask``; 0 (still differentiable) when the mask is empty."""
+    pred, gt = pred.float(), gt.float()
     mask = mask.to(pred.dtype)
     count = mask.sum()
     return (mask * (pred - torch.where(mask > 0, gt, pred)).abs()).sum() / count.clamp_min(1.0)
@@ -40,6 +44,7 @@ def rectified_l1(pred, sparse_gt, dense_gt, sparse_mask, dense_mask, alpha=5.0):
     mean ``sum(w |d - g|) / sum(w)`` over its pixels; the loss is their sum. The weights are detached (they steer
     where the loss looks, they are not themselves optimised); LiRCDepth's released code leaves them attached.
     """
+    pred, sparse_gt, dense_gt = pred.float(), sparse_gt.float(), dense_gt.float()
     dense_only = dense_mask & ~sparse_mask
     with torch.no_grad():
         u_sparse = torch.where(sparse_mask, agreement_uncertainty(pred, sparse_gt, alpha), torch.ones_like(pred))
@@ -69,17 +74,18 @@ def supervised_loss(pred, sparse_gt, dense_gt, has_dense, kind='l1', alpha=5.0, 
     return rectified_l1(pred, sparse_gt, dense_gt, sparse_mask, dense_mask, alpha)
 
 
-def radar_branch_loss(confidence, coarse_depth, gt, mask, tolerance=0.05):
+def radar_branch_loss(confidence_logits, coarse_depth, gt, mask, tolerance=0.05):
     """
-    Return the teacher's stage-1 loss: L1 of the coarse radar depth plus BCE of the radar confidence.
+    Return the teacher's stage-1 loss: L1 of the coarse radar depth plus BCE of the radar confidence (logits).
 
     The confidence target is 1 where the (detached) coarse depth is within ``tolerance`` (relative) of the lidar
     GT and 0 elsewhere, over the valid GT pixels: the confidence says where the radar-derived depth can be trusted.
     (CaFNet builds its target from 3D boxes instead; boxes are not available for every source here.)
     """
     depth_term = masked_l1(coarse_depth, gt, mask)
+    logits = confidence_logits.float()
     with torch.no_grad():
-        target = ((coarse_depth - gt).abs() <= tolerance * gt).to(confidence.dtype)
-    m = mask.to(confidence.dtype)
-    bce = F.binary_cross_entropy(confidence.float().clamp(EPS, 1 - EPS), target.float(), reduction='none')
+        target = ((coarse_depth.float() - gt.float()).abs() <= tolerance * gt.float()).float()
+    m = mask.float()
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction='none')
     return depth_term + (m * bce).sum() / m.sum().clamp_min(1.0)

@@ -1,12 +1,18 @@
 """
-The model shipped with the package: the one checkpoint in ``weights/`` that the node and the demo use by default.
+The models shipped with the package in ``weights/``.
 
-It is trained on synthetic scenes only (``SYNTHETIC_ONLY`` is said wherever it is named); real use needs a model
-trained on real data.
+- **The bundled demo model** (``make demo-model``): the student trained on synthetic scenes only
+  (``SYNTHETIC_ONLY`` is said wherever it is named). The node, the demo and ``rcdepth eval-bag`` load it when no
+  model is given; real use needs a model trained on real data.
+- **The bundled Astyx model** (``make astyx-model``): the distilled student trained on Astyx HiRes2019
+  (``ASTYX_TRAINED``; the data's licence, CC BY-NC-SA 4.0, carries over to the weights, see the note beside them).
+  ``rcdepth eval --dataset astyx`` picks it.
 
-A checkpoint is a ``.safetensors`` file with its ``.json`` beside it (``models.checkpoint``). The bundled one is
-found by looking, not by a fixed name, so whoever trains it (``make demo-model``) chooses the name; when there
-are several, one whose name contains ``demo`` wins, else the choice is ambiguous and refused.
+A checkpoint is a ``.safetensors`` file with its ``.json`` beside it (``models.checkpoint``). The default one is
+found by looking, not by a fixed name, so whoever trains it chooses the name; when there are several, one whose name
+contains ``demo`` wins, else the choice is ambiguous and refused. ``bundled_model_for(source)`` picks, for evaluating
+a data source, the bundled checkpoint trained on that source (its JSON's ``training.data.source``: the bundled Astyx
+model for ``rcdepth eval --dataset astyx``), else the default one.
 """
 
 import json
@@ -16,9 +22,12 @@ from rcdepth_ros.errors import CheckpointError
 from rcdepth_ros.paths import weights_directory
 
 HOW_TO_MAKE = '`make demo-model` (trains the synthetic-scene student and writes it to weights/)'
-# Said wherever the bundled model is named (parameter descriptions, launch arguments, --model help, the node's log):
-# it serves the demo and the tests; on real frames it is no model to rely on (docs/models.md has the figures).
+# Said wherever the bundled demo model is named (parameter descriptions, launch arguments, --model help, the node's
+# log): it serves the demo and the tests; on real frames it is no model to rely on (docs/models.md has the figures).
 SYNTHETIC_ONLY = 'trained on synthetic scenes only: for the demo and the tests, not for real sensors'
+# Said wherever the bundled Astyx model is named: what it was trained on and the licence its weights carry.
+ASTYX_TRAINED = ('trained on Astyx HiRes2019, licensed CC BY-NC-SA 4.0 like that data (non-commercial; see '
+                 'weights/xdrcdepth_astyx.md)')
 
 
 def _is_checkpoint(json_path):
@@ -50,6 +59,24 @@ def bundled_model_path(directory=None):
         raise CheckpointError(f'{directory} holds several checkpoints ({", ".join(p.name for p in candidates)}); '
                               f'pass one explicitly (model_path / --model)')
     return candidates[0]
+
+
+def _trained_on(json_path):
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return (((meta.get('training') or {}).get('data') or {}).get('source')) if isinstance(meta, dict) else None
+
+
+def bundled_model_for(source, directory=None):
+    """Return the bundled checkpoint trained on data ``source``, else ``bundled_model_path(directory)``."""
+    directory = Path(directory) if directory is not None else weights_directory()
+    matches = sorted(p.with_suffix('.safetensors') for p in directory.glob('*.json')
+                     if _is_checkpoint(p) and _trained_on(p) == source) if directory.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    return bundled_model_path(directory)
 
 
 def resolve_model_path(model_path):

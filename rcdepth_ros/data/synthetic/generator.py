@@ -154,13 +154,14 @@ class SceneGenerator:
         intrinsics = CameraIntrinsics(rig.K, cfg.width, cfg.height, frame_id=FRAMES['camera'])
         radar_cam = RadarPoints(scan.xyz, scan.rcs, scan.v_radial, scan.vxy, FRAMES['radar'],
                                 stamp).transformed(extrinsics['radar'], FRAMES['camera'])
+        lidar, rings = lidar
         lidar_cam = transform_points(lidar, extrinsics['lidar']).astype(np.float32)
         sample = Sample(
             source=SOURCE, frame_id=frame_id, stamp_ns=stamp, image=camera.image, intrinsics=intrinsics,
             radar=radar_cam, lidar_xyz=lidar_cam, depth_gt=lidar_depth_image(lidar_cam, intrinsics),
             depth_gt_dense=camera.depth, extrinsics=extrinsics, frames=dict(FRAMES),
             stamps_ns={role: stamp for role in ('camera', 'radar', 'lidar')},
-            ego_pose=poses['camera'], sensor_poses=poses)
+            ego_pose=poses['camera'], sensor_poses=poses, lidar_ring=rings)
         if radar_image:
             sample.radar_image = rasterise_radar(radar_cam, intrinsics, cfg.radar_channels)
             sample.radar_channels = tuple(cfg.radar_channels)

@@ -35,7 +35,7 @@ class LidarModel:
         self.directions = self.grid.directions().reshape(-1, 3)
 
     def scan(self, road, primitives, T_world_from_lidar, rng):
-        """Return the (N, 3) float32 points of one scan in the lidar frame."""
+        """Return the (N, 3) float32 points of one scan in the lidar frame and their (N,) int16 beam indices."""
         T_lidar_from_world = rigid_inverse(T_world_from_lidar)
         cast = Caster(self.grid, T_lidar_from_world, max_range=self.config.lidar_max_range,
                       want_cosine=True).run(road, primitives)
@@ -46,4 +46,5 @@ class LidarModel:
         noisy = t + rng.standard_normal(shape).astype(np.float32) * np.float32(self.config.lidar_range_noise_m)
         keep &= noisy > 0.5
         idx = np.flatnonzero(keep)
-        return (self.directions[idx] * noisy[idx, None]).astype(np.float32)
+        rings = (idx // self.grid.shape[1]).astype(np.int16)      # grid rows are beams, lowest first
+        return (self.directions[idx] * noisy[idx, None]).astype(np.float32), rings
