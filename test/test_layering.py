@@ -62,3 +62,11 @@ def test_only_the_nodes_import_the_ros_client_at_module_level(name, tree):
         return
     at_top = sorted({m for m, top in _imports(tree) if top and m.split('.')[0] in ROS_CLIENT})
     assert not at_top, f'{name} imports {at_top} at module level; only rcdepth_ros.nodes may'
+
+
+def test_test_files_have_unique_names():
+    # pytest imports test files by basename (no __init__.py in test/): two of the same name stop the collection
+    names = {}
+    for path in sorted((SOURCE_ROOT / 'test').rglob('test_*.py')):
+        names.setdefault(path.name, []).append(str(path.relative_to(SOURCE_ROOT)))
+    assert not {name: paths for name, paths in names.items() if len(paths) > 1}
