@@ -4,7 +4,7 @@ The models shipped with the package in ``weights/``.
 - **The bundled demo model** (``make demo-model``): the student trained on synthetic scenes only
   (``SYNTHETIC_ONLY`` is said wherever it is named). The node, the demo and ``rcdepth eval-bag`` load it when no
   model is given; real use needs a model trained on real data.
-- **The bundled Astyx model** (``make astyx-model``): the distilled student trained on Astyx HiRes2019
+- **The bundled Astyx model** (``make astyx-model``): the student trained on Astyx HiRes2019
   (``ASTYX_TRAINED``; the data's licence, CC BY-NC-SA 4.0, carries over to the weights, see the note beside them).
   ``rcdepth eval --dataset astyx`` picks it.
 
