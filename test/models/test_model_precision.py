@@ -39,8 +39,25 @@ def _model(name):
     return fuse_batch_norm(model.eval().requires_grad_(False), inplace=True), input_cfg
 
 
-def _frames(input_cfg):
-    """Return (image, radar) batches of real frames: Astyx 350 and 420 when the data is there, one synthetic."""
+def _lidar_frames(input_cfg, lidar_cfg):
+    """Return (image, radar, lidar) batches of Astyx 350 and 420 for a lidar-input model, as training builds them."""
+    from rcdepth_ros.data.dataset import RadarCameraDataset
+    from rcdepth_ros.data.registry import open_reader
+    astyx = data_root() / 'astyx_hires2019'
+    if not (astyx / 'dataset.json').exists():
+        pytest.skip('a lidar-input model needs frames with lidar ring ids (Astyx), not found under RCDEPTH_DATA')
+    dataset = RadarCameraDataset(open_reader('astyx', astyx, frames='350,420'), input_cfg,
+                                 lidar_rings=lidar_cfg.rings, lidar_depth_scale=lidar_cfg.depth_scale,
+                                 lidar_prior_radius=lidar_cfg.prior_radius if lidar_cfg.prior else None)
+    items = [dataset[i] for i in range(len(dataset))]
+    return tuple(torch.stack([item[key] for item in items]) for key in ('image', 'radar', 'lidar'))
+
+
+def _frames(input_cfg, model):
+    """Return (image, radar, lidar) batches of real frames: Astyx 350 and 420 when there, one synthetic frame."""
+    lidar_cfg = getattr(model.model_cfg, 'lidar_input', None)
+    if model.lidar_channels:
+        return _lidar_frames(input_cfg, lidar_cfg)
     frames = []
     astyx = data_root() / 'astyx_hires2019'
     if (astyx / 'dataset.json').exists():
@@ -52,14 +69,15 @@ def _frames(input_cfg):
     image = torch.from_numpy(np.stack([m.image for m in inputs]))
     radar = torch.from_numpy(np.stack([m.radar for m in inputs]))
     assert (radar[:, -1] > 0).any(), 'the frames have radar returns in view'
-    return image, radar
+    return image, radar, None
 
 
-def _run(model, image, radar, precision):
+def _run(model, image, radar, lidar, precision):
     model = model.to(DEVICE, torch.float16 if precision == 'fp16' else torch.float32)
     dtype = torch.float16 if precision == 'fp16' else torch.float32
+    lidar = None if lidar is None else lidar.to(DEVICE, dtype)
     with torch.inference_mode(), torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
-        out = model(image.to(DEVICE, dtype), radar.to(DEVICE, dtype))
+        out = model(image.to(DEVICE, dtype), radar.to(DEVICE, dtype), lidar=lidar)
     return {k: out[k].float().cpu() for k in ('depth', 'uncertainty') if k in out}
 
 
@@ -67,8 +85,8 @@ def _run(model, image, radar, precision):
 @pytest.mark.parametrize('name', CONFIGS)
 def test_reduced_precision_is_finite_and_close_to_fp32(name):
     model, input_cfg = _model(name)
-    image, radar = _frames(input_cfg)
-    reference = _run(model, image, radar, 'fp32')
+    image, radar, lidar = _frames(input_cfg, model)
+    reference = _run(model, image, radar, lidar, 'fp32')
     assert all(torch.isfinite(v).all() for v in reference.values())
     max_depth = float(input_cfg.max_depth)
     for precision in ('bf16', 'fp16'):
@@ -76,7 +94,8 @@ def test_reduced_precision_is_finite_and_close_to_fp32(name):
             # CPU torch runs float16 convolutions without vector kernels (tens of seconds a frame for the
             # ResNet-34 teacher): one real frame there, every frame on CUDA
             image, radar, reference = image[:1], radar[:1], {k: v[:1] for k, v in reference.items()}
-        got = _run(model, image, radar, precision)
+            lidar = None if lidar is None else lidar[:1]
+        got = _run(model, image, radar, lidar, precision)
         for key, value in got.items():
             bad = int((~torch.isfinite(value)).sum())
             assert bad == 0, f'{name} {precision}: {bad} non-finite {key} values of {value.numel()}'

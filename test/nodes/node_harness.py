@@ -144,11 +144,15 @@ class GatedEngine:
     def release(self):
         self.gate.set()
 
-    def infer(self, *args, **kwargs):
+    def _hold(self):
         self.entered.set()
         self.gate.wait(60.0)
+
+    def infer(self, *args, **kwargs):
+        self._hold()
         return self.engine.infer(*args, **kwargs)
 
     def infer_prepared(self, *args, **kwargs):
-        time.sleep(0.1)
+        # the node's path with pipeline.overlap (the model stage runs prepared frames)
+        self._hold()
         return self.engine.infer_prepared(*args, **kwargs)

@@ -123,7 +123,7 @@ class TorchBackend:
             x0, y0, x1, y1 = (int(v) for v in target)
             x0, x1, y0, y1 = max(0, x0), min(int(width), x1), max(0, y0), min(int(height), y1)
             if x1 <= x0 or y1 <= y0:
-                raise ModelInputError(f'saliency: box {tuple(target)} is empty inside the {width}x{height} model '
+                raise ModelInputError(f'saliency: box {tuple(target)} is empty inside the {height}x{width} model '
                                       f'input')
             mask[i, :, y0:y1, x0:x1] = 1.0
         return self._saliency(image, radar, mask)

@@ -22,7 +22,6 @@ import re
 import numpy as np
 
 from rcdepth_ros.errors import ConversionError
-from rosbags.typesys import get_typestore, Stores
 
 NAMES = ('Image', 'CompressedImage', 'CameraInfo', 'PointCloud2', 'PointField', 'Header', 'Time',
          'RegionOfInterest')
@@ -152,6 +151,8 @@ def ros_message_types():
 
 @functools.lru_cache(maxsize=None)
 def _default_typestore():
+    # rosbags is absent where only training and evaluation run (the GPU machine): imported when first needed
+    from rosbags.typesys import get_typestore, Stores
     return get_typestore(Stores.ROS2_JAZZY)
 
 
