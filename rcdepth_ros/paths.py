@@ -24,6 +24,7 @@ def share_directory():
     """Return the directory holding ``package.xml``, ``config/``, ``launch/`` and ``weights/``."""
     if os.environ.get('AMENT_PREFIX_PATH'):
         try:
+            # ament_index: present on a ROS 2 install only
             from ament_index_python.packages import get_package_share_directory
             return Path(get_package_share_directory(PACKAGE))
         except (ImportError, LookupError, OSError):

@@ -24,6 +24,7 @@ from rcdepth_ros.config import apply_overrides, from_dict, load_yaml, to_dict
 from rcdepth_ros.data.augment import AugmentConfig
 from rcdepth_ros.data.registry import source_names
 from rcdepth_ros.errors import ConfigError
+from rcdepth_ros.evaluation.metrics import METRIC_NAMES
 from rcdepth_ros.models.config import load_model_config
 from training.losses.registry import OFFLINE_OUTPUTS, TERMS
 
@@ -141,7 +142,6 @@ class TrainConfig:
         _need(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1, 'train.max_steps_per_epoch',
               'must be >= 1 or null')
         _need(self.sample_images >= 0, 'train.sample_images', 'must be >= 0')
-        from rcdepth_ros.evaluation.metrics import METRIC_NAMES
         _need(self.best_metric in METRIC_NAMES, 'train.best_metric', f'must be one of {METRIC_NAMES}')
         _need(self.checkpoint_dtype in ('float32', 'float16', 'bfloat16'), 'train.checkpoint_dtype',
               f"must be 'float32', 'float16' or 'bfloat16', got {self.checkpoint_dtype!r}")

@@ -17,12 +17,13 @@ from pathlib import Path
 import statistics
 import sys
 
+from rcdepth_ros.config import load_yaml
 from rcdepth_ros.core.inference.engine import resolve_device
 from rcdepth_ros.errors import RcdepthError
 from rcdepth_ros.evaluation.metrics import cap_key
 from rcdepth_ros.models import load_checkpoint
 import torch
-from training.config import SplitConfig
+from training.config import experiment_from_dict, load_with_bases, SplitConfig
 from training.evaluate import resolve_model
 from training.loop.data import build_dataset, make_loader, sequential_batches
 from training.loop.validate import validate
@@ -69,8 +70,6 @@ def describe(record):
 
 def data_config_of(path):
     """Return the DataConfig of an experiment YAML or of a run directory's ``config.yaml`` (provenance dropped)."""
-    from rcdepth_ros.config import load_yaml
-    from training.config import experiment_from_dict, load_with_bases
     path = Path(path)
     if path.is_dir():
         data = load_yaml(path / 'config.yaml')

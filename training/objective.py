@@ -22,6 +22,7 @@ gradient on the student's parameters that fraction of the supervised term's (``b
 import contextlib
 import math
 
+from rcdepth_ros.config import to_dict
 from rcdepth_ros.core.inference.saliency import detach_outputs, grad_cam, GradCAM, saliency_target
 from rcdepth_ros.errors import ConfigError
 from rcdepth_ros.models.heads import bin_centers
@@ -218,7 +219,6 @@ class TrainingObjective(nn.Module):
 
 def check_teacher_for_student(teacher_cfgs, student_input, where):
     """Raise ConfigError unless a teacher's InputConfig equals the student's (the teacher reads its batch)."""
-    from rcdepth_ros.config import to_dict
     teacher_input = teacher_cfgs
     mine, theirs = to_dict(student_input), to_dict(teacher_input)
     differ = sorted(k for k in mine if mine[k] != theirs.get(k))

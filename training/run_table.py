@@ -151,6 +151,7 @@ def _start(run, command, log_name, threads):
 
 def gate_record(spec, runs, direct=None):
     """Return the gate record of the spec's gate (``training.gate.check_gate``) from the runs' final checkpoints."""
+    # the table driver runs its jobs as processes: torch only for the gate
     import torch
     torch.set_num_threads(1)            # beside the running jobs
     gate = spec['gate']

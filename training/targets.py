@@ -28,12 +28,15 @@ from pathlib import Path
 import tempfile
 import time
 
+import cv2
 import numpy as np
 from rcdepth_ros.config import to_dict
 from rcdepth_ros.core.geometry.model_input import ImageTransform
 from rcdepth_ros.data.cache import CACHE_VERSION, default_cache_directory, reader_identity
 from rcdepth_ros.errors import ConfigError, DatasetError
 from rcdepth_ros.models.checkpoint import checkpoint_paths
+from safetensors import safe_open
+from safetensors.numpy import save_file
 import torch
 import torch.nn.functional as F
 
@@ -141,7 +144,6 @@ class TargetStore:
 
     def load(self, frame_id):
         """Return the base-size maps of a frame (see the class docstring)."""
-        from safetensors import safe_open
         path = self.path(frame_id)
         try:
             with safe_open(str(path), framework='numpy') as handle:
@@ -161,7 +163,6 @@ class TargetStore:
         if 'logits' in arrays:
             logits = arrays['logits'].astype(np.float32).transpose(1, 2, 0)        # (h, w, K)
             if logits.shape[:2] != (height, width):
-                import cv2
                 logits = cv2.resize(logits, (width, height), interpolation=cv2.INTER_LINEAR)
             out['teacher_logits'] = (logits.reshape(height, width, -1), 'linear')
         if 'saliency' in arrays:
@@ -182,7 +183,6 @@ def teacher_output_from_batch(batch, device, bin_centers=None):
 
 
 def _write_frame(path, arrays, metadata):
-    from safetensors.numpy import save_file
     handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.partial', dir=path.parent)
     os.close(handle)
     try:

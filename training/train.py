@@ -41,6 +41,7 @@ def default_run_dir(experiment, config_path):
 def main(argv=None):
     """Run the command; return the exit status."""
     args = build_parser().parse_args(argv)
+    # torch and the trainer after parsing: --help and argument errors answer at once
     from training.loop.trainer import train
     try:
         experiment = load_experiment(args.config, args.overrides)

@@ -9,6 +9,7 @@ stops by itself at the end of the bag (unless ``--loop``) or on Ctrl-C, and prin
 
 import argparse
 import json
+import time
 
 HELP = 'publish a rosbag2 file with its original timing (needs rclpy)'
 
@@ -32,8 +33,7 @@ def add_arguments(parser):
 
 def run(args):
     """Play the bag; return 0 (2 when nothing could be published)."""
-    import time
-
+    # rclpy and the nodes only when the command runs (`rcdepth --help` needs no ROS)
     from rcdepth_ros.nodes.player import BagPlayer
     from rcdepth_ros.nodes.runtime import init_rclpy, StopFlag
     rclpy = init_rclpy(['rcdepth_play', '--ros-args'] + list(args.ros_args) if args.ros_args else None)

@@ -28,6 +28,7 @@ import numpy as np
 from rcdepth_ros.core.geometry.transforms import as_transform, transform_points
 from rcdepth_ros.core.sensor_types import CameraIntrinsics
 from rcdepth_ros.data.boxes import Box3D
+from rcdepth_ros.data.radar_files import read_astyx_radar
 from rcdepth_ros.data.readers import decode_image, lidar_depth_image, rasterise_radar, read_file, SampleReader
 from rcdepth_ros.data.sample import Sample
 from rcdepth_ros.errors import DatasetError, RcdepthError
@@ -192,7 +193,6 @@ class AstyxReader(SampleReader):
 
     def __init__(self, root, split=None, frames=None, radar_image=True, boxes=True):
         """Read ``root/dataset.json``; no frame file is opened until its sample is asked for."""
-        from rcdepth_ros.data.radar_files import read_astyx_radar
         self._read_radar = read_astyx_radar
         self.root = Path(root)
         self.radar_image = bool(radar_image)

@@ -43,6 +43,7 @@ from rcdepth_ros.core.sensor_types import RadarPoints
 from rcdepth_ros.data.augment import augment_view, follow_view, rng_for, View
 from rcdepth_ros.data.densify import fill_between_rings
 from rcdepth_ros.errors import DatasetError
+import torch
 
 
 def build_base(sample, width):
@@ -134,7 +135,6 @@ class RadarCameraDataset:
 
     def __getitem__(self, index):
         """Return the tensors of item ``index`` or ``(epoch, index)`` (see the module docstring)."""
-        import torch
         epoch = self.epoch
         if isinstance(index, (tuple, list)):
             epoch, index = index

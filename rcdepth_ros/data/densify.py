@@ -20,6 +20,7 @@ def interpolate_depth(sparse, window=10):
     triangulation, or with no valid pixel within ``window`` pixels (Chebyshev distance), are 0. Valid pixels keep
     their value exactly.
     """
+    # scipy is slow to import and only the lidar teacher's ring fill needs it
     from scipy.interpolate import LinearNDInterpolator
     from scipy.spatial import QhullError
 

@@ -107,6 +107,7 @@ class NuScenesReader(SampleReader):
         self.nusc = self._load_tables()
         scenes = self.nusc.scene
         if split is not None:
+            # nuscenes-devkit: optional, only the nuScenes reader needs it
             from nuscenes.utils.splits import create_splits_scenes
             splits = create_splits_scenes(verbose=False)
             if split not in splits:

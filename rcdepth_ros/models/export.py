@@ -122,6 +122,7 @@ def check_onnx(model, path, height, width, batch=1, tolerance=1e-3, seed=1):
 
     Raise ExportError when the depth differs by more than ``tolerance`` metres.
     """
+    # onnxruntime: needed only to check an export
     import onnxruntime
     image, radar = example_inputs(model.input_cfg, height, width, batch, seed)
     expected = torch_reference(model, image, radar)

@@ -33,19 +33,31 @@ import threading
 import time
 import traceback
 
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+from rcdepth_ros.core.inference.bundled_model import resolve_model_path, SYNTHETIC_ONLY
+from rcdepth_ros.core.inference.engine import InferenceEngine
+from rcdepth_ros.core.messages.camera_info import intrinsics_to_camera_info
+from rcdepth_ros.core.messages.images import depth_to_image_msg, numpy_to_image
+from rcdepth_ros.core.messages.msgtypes import ros_message_types
 from rcdepth_ros.core.messages.radar import RadarFieldMap
+from rcdepth_ros.core.pictures.colour import colorize
 from rcdepth_ros.core.runtime.latest import LatestSlot
 from rcdepth_ros.core.runtime.pipeline import (finish_frame, FRAME_PROBLEMS, FrameAssembler, PipelineSettings,
                                                prepare_frame, SWEEP_PROBLEMS)
 from rcdepth_ros.core.runtime.stats import Counters, LatencyStats, RateMeter, Throttle
+from rcdepth_ros.core.runtime.sync import message_filters_available, SimpleFilter
+from rcdepth_ros.core.sensor_types import CameraIntrinsics, RadarPoints
 from rcdepth_ros.errors import ConfigError, FrameError, RcdepthError
 from rcdepth_ros.nodes import diagnostics, params
 from rcdepth_ros.nodes.qos import describe_qos, qos_from_string
-from rcdepth_ros.nodes.runtime import lifecycle_state
+from rcdepth_ros.nodes.runtime import lifecycle_state, run
 from rcdepth_ros.nodes.tf_source import extrinsics_warnings, make_extrinsics, unknown_frame_hint
 from rcdepth_ros.ros_env import shm_segment_bytes
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+import torch
 
 NODE_NAME = 'rcdepth_node'
 OUTPUT_ERRORS = ('inference_error', 'publish_error')
@@ -170,7 +182,6 @@ class DepthNode(LifecycleNode):
     @logged_transition
     def on_configure(self, state):
         """Load the model and create the publishers; FAILURE (with the reason logged) on a bad checkpoint."""
-        from rcdepth_ros.core.inference.bundled_model import resolve_model_path, SYNTHETIC_ONLY
         self._values = params.values(self)
         values = self._values
         self._log_parameters()
@@ -206,8 +217,6 @@ class DepthNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _load_engine(self, model_path, values):
-        from rcdepth_ros.core.inference.engine import InferenceEngine
-        import torch
         if values['num_threads'] > 0:
             torch.set_num_threads(int(values['num_threads']))
         half = {'auto': 'auto', 'true': True, 'false': False}[str(values['half']).lower()]
@@ -225,8 +234,6 @@ class DepthNode(LifecycleNode):
 
     def _warm_up(self, engine):
         """Run one frame with and without saliency: kernels and allocators are set up before real frames."""
-        import numpy as np
-        from rcdepth_ros.core.sensor_types import RadarPoints
         height, width = engine.input_cfg.height, engine.input_cfg.width
         K = np.array([[float(width), 0.0, width / 2.0], [0.0, float(width), height / 2.0], [0.0, 0.0, 1.0]])
         radar = RadarPoints(np.array([[0.0, 0.0, 10.0]], np.float32))
@@ -236,8 +243,6 @@ class DepthNode(LifecycleNode):
         self.get_logger().info(f'warm-up: {(time.perf_counter() - start) * 1e3:.0f} ms')
 
     def _create_publishers(self, values):
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import CameraInfo, Image
         qos = qos_from_string(values['qos.output'], values['qos.output_depth'])
         kinds = {'depth/image': Image, 'depth/camera_info': CameraInfo, 'depth/uncertainty': Image,
                  'saliency/image': Image,
@@ -273,8 +278,6 @@ class DepthNode(LifecycleNode):
         return super().on_activate(state)
 
     def _subscribe(self, values):
-        from rcdepth_ros.core.runtime.sync import message_filters_available, SimpleFilter
-        from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
         qos = qos_from_string(values['qos.input'], values['qos.input_depth'])
         compressed = str(values['image_transport']).lower() == 'compressed'
         image_type, image_topic = (CompressedImage, 'image/compressed') if compressed else (Image, 'image')
@@ -513,9 +516,6 @@ class DepthNode(LifecycleNode):
             return False
 
     def _publish(self, result, wanted):
-        from rcdepth_ros.core.messages.images import depth_to_image_msg, numpy_to_image
-        from rcdepth_ros.core.messages.msgtypes import ros_message_types
-        from rcdepth_ros.core.sensor_types import CameraIntrinsics
         types = ros_message_types()
         header = result.request.header
         info_msg = result.request.camera_info[0]
@@ -541,11 +541,9 @@ class DepthNode(LifecycleNode):
 
     @staticmethod
     def _model_camera_info(intrinsics, header, types):
-        from rcdepth_ros.core.messages.camera_info import intrinsics_to_camera_info
         return intrinsics_to_camera_info(intrinsics, header, types)
 
     def _colorize(self, depth):
-        from rcdepth_ros.core.pictures.colour import colorize
         values = self._values
         return colorize(depth, values['debug.color_min'], values['debug.color_max'], values['debug.colormap'],
                         invert=True)
@@ -617,7 +615,6 @@ class DepthNode(LifecycleNode):
 
 def main(args=None):
     """Run the node: configure and activate it, spin until SIGINT / SIGTERM, then deactivate and clean up."""
-    from rcdepth_ros.nodes.runtime import run
     return run(DepthNode, args=args, lifecycle=True)
 
 

@@ -48,6 +48,7 @@ class StopFlag:
 def init_rclpy(args=None):
     """Configure the ROS environment and initialise rclpy without its signal handlers; return the rclpy module."""
     configure_ros_environment()
+    # rclpy: imported when a ROS process starts (`rcdepth` commands without ROS never load it)
     import rclpy
     from rclpy.signals import SignalHandlerOptions
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)

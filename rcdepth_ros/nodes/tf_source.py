@@ -19,6 +19,7 @@ from rclpy.time import Time
 def tf2_available():
     """Return True when tf2_ros (a ROS 2 install) is importable."""
     try:
+        # tf2_ros: an optional ROS library (not on PyPI), used when present
         import tf2_ros  # noqa: F401
     except ImportError:
         return False

@@ -14,12 +14,14 @@ incomplete batch is dropped: batch norm needs more than one sample) and, under D
 """
 
 import dataclasses
+import os
 
 import numpy as np
 from rcdepth_ros.data.cache import PreprocessCache
 from rcdepth_ros.data.dataset import RadarCameraDataset
 from rcdepth_ros.data.registry import open_reader
 from rcdepth_ros.errors import DatasetError
+import torch
 
 
 def open_split(data_cfg, split_cfg):
@@ -102,13 +104,11 @@ def resolve_workers(workers, device_type):
         return int(workers)
     if device_type != 'cuda':
         return 0
-    import os
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 def make_loader(dataset, batches, workers=0, pin_memory=False, persistent=False, prefetch=2):
     """Return a DataLoader yielding exactly ``batches`` (lists of indices, or an ``EpochSampler``), collated."""
-    import torch
     extra = {'prefetch_factor': int(prefetch)} if workers > 0 else {}
     return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
                                        persistent_workers=bool(persistent and workers > 0),

@@ -11,6 +11,7 @@ import hashlib
 import os
 
 import torch
+import torch.distributed as dist
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +38,6 @@ def init_distributed(device_type):
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world <= 1:
         return DistributedInfo()
-    import torch.distributed as dist
     info = DistributedInfo(int(os.environ['RANK']), int(os.environ.get('LOCAL_RANK', '0')), world)
     if not dist.is_initialized():
         dist.init_process_group('nccl' if device_type == 'cuda' else 'gloo')
@@ -47,7 +47,6 @@ def init_distributed(device_type):
 def barrier(info):
     """Wait for every rank (no-op without DDP)."""
     if info.enabled:
-        import torch.distributed as dist
         dist.barrier()
 
 
@@ -55,7 +54,6 @@ def broadcast_object(info, value):
     """Return rank 0's ``value`` on every rank."""
     if not info.enabled:
         return value
-    import torch.distributed as dist
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
@@ -65,7 +63,6 @@ def gather_objects(info, value):
     """Return the list of every rank's ``value`` (on every rank)."""
     if not info.enabled:
         return [value]
-    import torch.distributed as dist
     out = [None] * info.world_size
     dist.all_gather_object(out, value)
     return out
@@ -74,7 +71,6 @@ def gather_objects(info, value):
 def shutdown(info):
     """Destroy the process group."""
     if info.enabled:
-        import torch.distributed as dist
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -87,7 +83,6 @@ def broadcast_buffers(info, module):
     statistics of its own last batch; this makes the replicas whole copies of rank 0's model.
     """
     if info.enabled:
-        import torch.distributed as dist
         for buffer in module.buffers():
             dist.broadcast(buffer.data, src=0)
 

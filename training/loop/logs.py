@@ -11,6 +11,7 @@ import csv
 from pathlib import Path
 
 from rcdepth_ros.evaluation.metrics import cap_key, METRIC_NAMES
+from tqdm import tqdm
 
 
 class CsvLog:
@@ -76,6 +77,7 @@ class RunLogger:
                             ['seconds_per_step'], resume_step)
         self.val = CsvLog(logs / 'val.csv', val_fields(caps), resume_step)
         if tensorboard:
+            # tensorboard is slow to import and optional (train.tensorboard)
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(logs / 'tensorboard'), purge_step=resume_step)
 
@@ -106,7 +108,6 @@ class RunLogger:
     def start_epoch(self, epoch, epochs, total, initial):
         """Open the progress bar of an epoch (``initial`` steps already done when resuming)."""
         if self.progress_enabled:
-            from tqdm import tqdm
             self.bar = tqdm(total=total, initial=initial, desc=f'epoch {epoch + 1}/{epochs}', dynamic_ncols=True,
                             leave=True)
 

@@ -12,6 +12,7 @@ import numpy as np
 
 
 def _pyplot():
+    # matplotlib is slow to import: only when plots are drawn
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt

@@ -35,8 +35,10 @@ import numpy as np
 from rcdepth_ros.config import to_dict
 from rcdepth_ros.core.inference.engine import resolve_device
 from rcdepth_ros.errors import ConfigError, TrainingError
+from rcdepth_ros.evaluation.metrics import cap_key
 from rcdepth_ros.models import build_model, load_checkpoint, save_checkpoint
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from training.loop import distributed
 from training.loop.data import build_dataset, EpochBatchOrder, EpochSampler, make_loader, resolve_workers
 from training.loop.data import sequential_batches
@@ -75,7 +77,6 @@ def resolve_precision(amp, device):
 
 def best_score(result, metric, cap):
     """Return the selection score of a MetricsResult (lower is better; delta metrics are negated)."""
-    from rcdepth_ros.evaluation.metrics import cap_key
     value = (result.caps.get(cap_key(cap)) or {}).get(metric)
     if value is None:
         return None
@@ -155,7 +156,6 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, tcfg, self.total_steps)
         self.model = self.objective
         if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
             unused = bool(len(self.objective.kd)) and cfg.distill.start_epoch > 0
             ids = [self.device.index] if self.device.type == 'cuda' else None
             self.model = DistributedDataParallel(self.objective, device_ids=ids, find_unused_parameters=unused)

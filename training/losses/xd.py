@@ -23,6 +23,7 @@ import typing
 
 from rcdepth_ros.core.inference.saliency import grad_cam, GradCAM, normalise_maps, saliency_target
 from rcdepth_ros.errors import ConfigError
+from rcdepth_ros.models import bin_centers
 from rcdepth_ros.models.config import BIN_SPACINGS
 from rcdepth_ros.models.heads import bin_edges, distribution_statistics
 import torch
@@ -129,7 +130,6 @@ def resize_map(value, size):
 
 def distribution_centers(num_bins, spacing, min_depth, max_depth, device=None):
     """Return the bin centres (K,) of the KD distribution (``rcdepth_ros.models.bin_centers``) on ``device``."""
-    from rcdepth_ros.models import bin_centers
     return bin_centers(num_bins, spacing, min_depth, max_depth).to(device or torch.device('cpu'))
 
 
@@ -194,7 +194,6 @@ class DepthDistributionTerm(KDTerm):
             num, spacing, low, high = head.num_bins, head.spacing, head.min_depth, head.max_depth
         else:
             num, spacing, low, high = cfg.num_bins, cfg.spacing, cfg.min_depth, cfg.max_depth
-        from rcdepth_ros.models import bin_centers
         centers = bin_centers(num, spacing, low, high)
         self.register_buffer('centers', centers, persistent=False)
         self.register_buffer('widths', bin_widths(num, spacing, low, high), persistent=False)

@@ -56,6 +56,7 @@ def _cv_bridge():
     if not ros_tools_enabled():
         return None
     try:
+        # cv_bridge: an optional ROS library (not on PyPI), used when present
         from cv_bridge import CvBridge
         bridge = CvBridge()
         probe = np.array([[1, 65535], [258, 4096]], dtype=np.uint16)

@@ -136,6 +136,7 @@ def ros_message_types():
     ros-*-msgs wheels), naming what is missing.
     """
     try:
+        # the ROS message packages are optional: a clear message when they are missing
         from builtin_interfaces.msg import Time
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest
         from std_msgs.msg import Header
