@@ -48,8 +48,8 @@ bench-distill: $(STAMP)
 # docs/training.md) at 96x320 for 20 epochs on frames 0-299, evaluated on 350-435, float16, with its weights note.
 ASTYX_RUN := runs/astyx/student_direct_e20_s42
 astyx-model: $(STAMP)
-	$(PY) -m training.train --config training/configs/astyx_student_direct.yaml --out $(ASTYX_RUN) \
-		train.epochs=20 train.val_every_epochs=5 train.threads=1
+	test -f $(ASTYX_RUN)/summary.json || $(PY) -m training.train --config training/configs/astyx_student_direct.yaml \
+		--out $(ASTYX_RUN) train.epochs=20 train.val_every_epochs=5 train.threads=1
 	test -f $(ASTYX_RUN)/eval/evaluation.json || $(PY) -m training.evaluate --model $(ASTYX_RUN) --dataset astyx \
 		--split val --out $(ASTYX_RUN)/eval --device cpu
 	$(PY) -m training.bundle --run $(ASTYX_RUN) --out weights/xdrcdepth_astyx \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Astyx distillation table on one GPU, as one prepared run (sized for an H200-class GPU: <= 9 minutes):
-# the cross-modal teacher, 3 direct and 3 XD-KD students at 224x768 for 40 epochs, the gate, evaluation of every
+# the cross-modal teacher, 3 direct and 3 KD students at 224x768 for 40 epochs, the gate, evaluation of every
 # run on frames 350-435 at the payload's resolution (images 768 wide), results as JSON + markdown.
 #
 # The GPU machine has the project tree but not ../shared and no internet. Make the payload beforehand, from the
@@ -13,8 +13,8 @@
 #
 # Environment (defaults for the H200 run): GPU_TABLE_PAYLOAD (.device), GPU_TABLE_OUT (out/gpu_table),
 # GPU_TABLE_DEVICE (cuda), GPU_TABLE_HEIGHT (224), GPU_TABLE_WIDTH (768), GPU_TABLE_EPOCHS (40), GPU_TABLE_BATCH (8),
-# GPU_TABLE_JOBS (4: the teacher and the 3 direct students share the GPU, then the 3 XD students),
-# GPU_TABLE_THREADS (2), GPU_TABLE_WORKERS (3 loader processes per job), GPU_TABLE_OFFLINE (0: the XD students run
+# GPU_TABLE_JOBS (4: the teacher and the 3 direct students share the GPU, then the 3 KD students),
+# GPU_TABLE_THREADS (2), GPU_TABLE_WORKERS (3 loader processes per job), GPU_TABLE_OFFLINE (0: the KD students run
 # the teacher on the GPU each step; 1: offline targets), PYTHON (python3). Extra arguments are passed to
 # training.run_table as overrides of every run (the CPU test passes a tiny budget this way).
 set -euo pipefail

@@ -283,7 +283,7 @@ def markdown(result):
             lines += ['', f'{title}: {describe(result[key])}.']
     seeds = result['summary'].get('seeds')
     if seeds:
-        lines += ['', '| MAE (mm) | direct (mean ± std) | XD-KD (mean ± std) | change |', '|---|---|---|---|']
+        lines += ['', '| MAE (mm) | direct (mean ± std) | KD (mean ± std) | change |', '|---|---|---|---|']
         for cap in CAPS:
             s = seeds[cap]
             lines.append(f'| @{cap} m | {s["direct"]["mean"]:.0f} ± {s["direct"]["std"]:.0f} (n={s["direct"]["n"]}) | '
@@ -291,7 +291,7 @@ def markdown(result):
                          f'{s["relative_change_percent"]:+.2f} % |')
         reached = seeds.get('target_reached') and (result.get('gate') or {}).get('passed', True)
         lines.append(f'\nPaper: {seeds["paper_relative_change_percent"]:+.2f} % MAE from the two KD terms. '
-                     f'Target here: XD-KD >= 8 % lower MAE@80 than direct with the gate passed: '
+                     f'Target here: the KD students >= 8 % lower MAE@80 than direct with the gate passed: '
                      f'{"reached" if reached else "NOT reached"}.')
     for dataset, gain in result['summary'].get('fusion_gain', {}).items():
         lines.append(f'\nFusion gain ({dataset}, MAE@80): camera only {gain["camera_mae80_mm"]:.0f} mm, '

@@ -57,8 +57,8 @@ def test_gpu_table_script_on_the_cpu_at_a_tiny_size(tmp_path, astyx_root):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = json.loads((out / 'results' / 'distill_astyx.json').read_text())
     assert [r['name'] for r in table['rows']] == [
-        'astyx/teacher_lidar', 'astyx/student_direct_s42', 'astyx/student_direct_s43', 'astyx/student_xd_s42',
-        'astyx/student_direct_s44', 'astyx/student_xd_s43', 'astyx/student_xd_s44']
+        'astyx/teacher_lidar', 'astyx/student_direct_s42', 'astyx/student_direct_s43', 'astyx/student_kd_s42',
+        'astyx/student_direct_s44', 'astyx/student_kd_s43', 'astyx/student_kd_s44']
     assert all(r['eval_frames'] == 2 and r['steps'] == 1 for r in table['rows'])
     assert table['gate']['pixels'] == 'held-out lidar rings' and table['summary']['seeds']['80']['xd']['n'] == 3
     assert 'distill.targets.offline=false' in table['settings']['overrides']

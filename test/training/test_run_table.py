@@ -56,13 +56,13 @@ def test_tiny_table_end_to_end(tmp_path, tiny_experiment, tiny_teacher_model, wr
     assert seeds['relative_change_percent'] == pytest.approx(expected)
     assert 'astyx' in result['summary']['fusion_gain']
     table = (results / 'tiny_table.md').read_text()
-    assert table.count('\n| ') >= 8 and 'XD-KD (mean ± std)' in table and 'Fusion gain' in table
+    assert table.count('\n| ') >= 8 and 'KD (mean ± std)' in table and 'Fusion gain' in table
     gate = result['gate']
     assert gate['teacher'] == 'tiny/teacher' and gate['students'] == ['tiny/direct_s1']
     assert gate['pixels'] == 'all lidar rings' and gate['passed'] == (gate['gain_percent'] >= 20)
     assert result['gate_all_direct']['students'] == ['tiny/direct_s1', 'tiny/direct_s2']
     assert 'Gate (checked before the KD rows): Gate ' in table
-    assert 'Target here: XD-KD >= 8 % lower MAE@80' in table
+    assert 'Target here: the KD students >= 8 % lower MAE@80' in table
     # everything is complete and evaluated: a second invocation trains and evaluates nothing
     stamps = {r.name: (r.dir / 'eval' / 'evaluation.json').stat().st_mtime for r in runs}
     capsys.readouterr()
