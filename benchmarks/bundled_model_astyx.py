@@ -1,5 +1,5 @@
 """
-The bundled model (trained on synthetic scenes only) on real Astyx HiRes2019 frames, beside a constant depth.
+The bundled demo model (trained on synthetic scenes only) on real Astyx HiRes2019 frames, beside a constant depth.
 
 Run from the repository root: ``.venv/bin/python benchmarks/bundled_model_astyx.py [--frames 0-435]``. The model
 is scored as ``rcdepth eval`` scores it (``evaluation.datasets.evaluate_reader``: original resolution, per image

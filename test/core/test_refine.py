@@ -93,6 +93,7 @@ def test_exact_radar_on_synthetic_drives_through_the_engine():
     # exact returns: their elevation is right (no spread) and nothing beyond a surface is a ghost
     refined = InferenceEngine(model, device='cpu', refine={**UNLIMITED, 'elevation_spread_deg': 0.0,
                                                            'far_cutoff': 1.5})
+    errors = []
     for sample in reader.iterate('raise'):
         before = plain.infer(sample.image, sample.radar, sample.intrinsics)
         after = refined.infer(sample.image, sample.radar, sample.intrinsics)
@@ -100,11 +101,14 @@ def test_exact_radar_on_synthetic_drives_through_the_engine():
         assert 'refine' in after.timings and 'refine' not in before.timings
         gt = sample.depth_gt_dense
         valid = np.isfinite(before.depth) & (gt > 0) & (gt < 80)
-        assert _mae(after.depth[valid], gt[valid]) < 0.99 * _mae(before.depth[valid], gt[valid]), sample.frame_id
+        errors.append((_mae(before.depth[valid], gt[valid]), _mae(after.depth[valid], gt[valid])))
+        assert errors[-1][1] < errors[-1][0], sample.frame_id
         # where the model has a bin distribution its uncertainty is refined with the depth (exactly so at model
         # resolution; restoring to the image size interpolates both across segment borders)
         ratio = after.uncertainty[valid] / before.uncertainty[valid]
         np.testing.assert_allclose(ratio, after.depth[valid] / before.depth[valid], rtol=0.05)
+    # and over the drives by a clear margin (a frame the model already gets nearly right gains little)
+    assert sum(after for _, after in errors) < 0.97 * sum(before for before, _ in errors)
 
 
 def test_no_radar_returns_is_the_identity(tiny_student):
