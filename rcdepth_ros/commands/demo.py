@@ -42,6 +42,10 @@ import yaml
 
 HELP = 'synthetic drive -> bag -> node over ROS 2 -> live evaluation -> out/demo'
 FRAME_PERIOD_S = 0.1           # the synthetic drives are sampled at 10 Hz
+# The rate is measured in this process on a warm model; a freshly started node spends its first frames on one-time
+# costs that measurement does not see (first publication on each topic, first allocations), and with a fast model
+# two frames arriving during a slow first one made keep-latest drop one. Frames never come closer than this.
+MIN_FRAME_SPACING_S = 0.3
 
 
 def add_arguments(parser):
@@ -156,7 +160,7 @@ def run(args):
     if args.rate is None:
         print(f'[2/5] measuring the model ({model.name}) on the first frame ...', flush=True)
         seconds = measure_frame_seconds(model, summary_bag.path, args.device)
-        rate = min(1.0, FRAME_PERIOD_S / (2.0 * seconds))
+        rate = min(1.0, FRAME_PERIOD_S / max(2.0 * seconds, MIN_FRAME_SPACING_S))
         print(f'      {seconds * 1e3:.0f} ms per frame with saliency: playing at rate {rate:.3f} '
               f'({FRAME_PERIOD_S / rate:.2f} s between frames)', flush=True)
     else:
@@ -225,7 +229,16 @@ def _play_and_collect(args, out, bag_summary, rate, camera, transforms, processe
             raise RcdepthError(f'demo: gave up after {args.timeout:.0f} s while {what}')
 
     inputs = ['/camera/image', '/camera/camera_info', '/radar/points', '/lidar/points']
-    while player.wait_for_subscribers(inputs, 0.0) or node.count_publishers('/depth/image') == 0:
+
+    def outputs_reach_the_evaluator():
+        # The node's own count of matched subscriptions (its diagnostics): the evaluator's and this listener's on
+        # depth/image, the evaluator's on depth/camera_info. A depth image published before the node has matched
+        # the evaluator is lost to it (volatile QoS); that the graph lists the subscription is not enough.
+        seen = listener.diagnostics or {}
+        return int(seen.get('subscribers.depth/image', 0)) >= 2 and \
+            int(seen.get('subscribers.depth/camera_info', 0)) >= 1
+
+    while player.wait_for_subscribers(inputs, 0.0) or not outputs_reach_the_evaluator():
         check('waiting for the nodes to come up', coming_up=True)
         executor.spin_once(timeout_sec=0.1)
     print(f'[4/5] playing {bag_summary.frames} frames ({bag_summary.duration_s:.1f} s of bag) at rate {rate:.3f} '

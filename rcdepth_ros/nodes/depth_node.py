@@ -582,6 +582,8 @@ class DepthNode(LifecycleNode):
             'latency_ms': latency,
             'drops': drops,
             'errors': self._errors.snapshot(),
+            # matched subscriptions per output: who listens (a recorder, an evaluator) as this node sees it
+            'subscribers': {topic: publisher.get_subscription_count() for topic, publisher in self._outputs.items()},
             'refine': {'mode': engine.refine_settings.mode if engine is not None else 'n/a',
                        'budget_ms': float(engine.refine_settings.budget_ms) if engine is not None else None,
                        'frames': self._refine_frames.snapshot(), 'dropped_returns': self._refine_dropped.snapshot()},

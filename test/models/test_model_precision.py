@@ -77,7 +77,8 @@ def _run(model, image, radar, lidar, precision):
     dtype = torch.float16 if precision == 'fp16' else torch.float32
     lidar = None if lidar is None else lidar.to(DEVICE, dtype)
     with torch.inference_mode(), torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
-        out = model(image.to(DEVICE, dtype), radar.to(DEVICE, dtype), lidar=lidar)
+        extra = {} if lidar is None else {'lidar': lidar}          # only lidar-input models take it
+        out = model(image.to(DEVICE, dtype), radar.to(DEVICE, dtype), **extra)
     return {k: out[k].float().cpu() for k in ('depth', 'uncertainty') if k in out}
 
 

@@ -99,6 +99,9 @@ def test_uncertainty_only_while_subscribed_nan_where_depth_is(harness, tiny_chec
     assert np.nanmin(spread) > 0 and np.nanmax(spread) < 100.0
     report = rig.node.report()
     assert report['engine']['backend'] == 'torch' and report['engine']['nonfinite_frames'] == 0
+    # the node's own count of matched subscriptions per output (the demo waits on it before playing)
+    assert report['subscribers']['depth/image'] >= 1 and report['subscribers']['depth/uncertainty'] >= 1
+    assert report['subscribers']['~/debug/depth_color'] == 0
     assert report['engine']['frames'] == 2 and report['precision'] == 'fp32'
 
 
