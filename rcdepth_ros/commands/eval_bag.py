@@ -12,10 +12,10 @@ from pathlib import Path
 
 from rcdepth_ros.core.inference.bundled_model import resolve_model_path, SYNTHETIC_ONLY
 from rcdepth_ros.core.inference.engine import InferenceEngine
-from rcdepth_ros.core.inference.options import BACKENDS, PRECISIONS
 from rcdepth_ros.core.runtime.pipeline import PipelineSettings
 from rcdepth_ros.evaluation.bags import evaluate_bag
-from rcdepth_ros.evaluation.datasets import add_refine_arguments, calibration_frames, parse_caps, refine_from_args
+from rcdepth_ros.evaluation.datasets import (add_engine_arguments, add_refine_arguments, engine_options_from_args,
+                                             parse_caps, refine_from_args)
 from rcdepth_ros.paths import check_output_folder
 
 HELP = 'evaluate a model on a rosbag2 file offline, through the core'
@@ -27,12 +27,7 @@ def add_arguments(parser):
     parser.add_argument('--model', default='', help=f'checkpoint (default: the bundled demo model, {SYNTHETIC_ONLY})')
     parser.add_argument('--out', default=None, help='folder for metrics.json')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--backend', default='torch', choices=BACKENDS,
-                        help='torch, or onnxruntime (ONNX exported on first use, cached beside the checkpoint)')
-    parser.add_argument('--precision', default='auto', choices=('auto',) + PRECISIONS,
-                        help='auto (fp16 on CUDA), fp32, fp16, bf16 (autocast) or int8 (onnxruntime)')
-    parser.add_argument('--calibration', default=None,
-                        help='int8: calibration frames when the quantised file is not cached, e.g. astyx:train:0-49')
+    add_engine_arguments(parser, auto_precision='fp16 on CUDA')
     parser.add_argument('--extrinsics', default='static', choices=('static', 'tf'),
                         help="static: the bag's /tf_static as fixed transforms; tf: the bag's TF, motion compensated")
     parser.add_argument('--slop', type=float, default=0.05, help='synchroniser slop, seconds (as the node)')
@@ -48,9 +43,8 @@ def run(args):
     """Evaluate the bag, print the metrics JSON, write DIR/metrics.json; return 0."""
     if args.out:
         check_output_folder(args.out)           # before the work: a bad --out must not throw the results away
-    calibration = calibration_frames(args.calibration) if args.calibration else None
     engine = InferenceEngine(resolve_model_path(args.model), device=args.device, refine=refine_from_args(args),
-                             backend=args.backend, precision=args.precision, calibration=calibration)
+                             **engine_options_from_args(args))
     settings = PipelineSettings(args.queue_size, args.slop, args.radar_window, args.radar_max_sweeps)
     result, info = evaluate_bag(args.bag, engine, settings, args.extrinsics, parse_caps(args.caps),
                                 args.match_tolerance)

@@ -143,12 +143,7 @@ def add_arguments(parser):
     parser.add_argument('--out', default=None, help='folder for metrics.json and evaluation.json')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--half', default='auto', choices=('auto', 'on', 'off'), help='fp16 on CUDA')
-    parser.add_argument('--backend', default='torch', choices=BACKENDS,
-                        help='torch, or onnxruntime (ONNX exported on first use, cached beside the checkpoint)')
-    parser.add_argument('--precision', default='auto', choices=('auto',) + PRECISIONS,
-                        help='auto (from --half), fp32, fp16, bf16 (autocast) or int8 (onnxruntime)')
-    parser.add_argument('--calibration', default=None,
-                        help='int8: calibration frames when the quantised file is not cached, e.g. astyx:train:0-49')
+    add_engine_arguments(parser, auto_precision='from --half')
     parser.add_argument('--batch-size', type=bounded_number(int, 1), default=1, help='frames per forward pass')
     parser.add_argument('--caps', default='50,70,80', help='depth caps in metres, comma separated')
     parser.add_argument('--per-frame', action='store_true', help='add per-frame metrics to the written files')
@@ -165,6 +160,24 @@ def offline_refine(refine):
     if mapping.get('mode', 'none') == 'none':
         return RefineSettings.from_mapping(mapping)
     return RefineSettings.from_mapping({'budget_ms': math.inf, **mapping})
+
+
+def add_engine_arguments(parser, auto_precision):
+    """Register ``--backend``, ``--precision`` and ``--calibration`` (``rcdepth eval``, ``eval-bag``)."""
+    parser.add_argument('--backend', default='torch', choices=BACKENDS,
+                        help='torch, or onnxruntime (ONNX exported on first use, cached beside the checkpoint)')
+    parser.add_argument('--precision', default='auto', choices=('auto',) + PRECISIONS,
+                        help=f'auto ({auto_precision}), fp32, fp16, bf16 (autocast) or int8 (onnxruntime)')
+    parser.add_argument('--calibration', default=None,
+                        help='int8: calibration frames when the quantised file is not cached, e.g. astyx:train:0-49')
+
+
+def engine_options_from_args(args):
+    """Return the InferenceEngine keywords of ``--backend`` / ``--precision`` / ``--calibration``."""
+    options = {'backend': getattr(args, 'backend', 'torch'), 'precision': getattr(args, 'precision', 'auto')}
+    if getattr(args, 'calibration', None):
+        options['calibration'] = calibration_frames(args.calibration)
+    return options
 
 
 def add_refine_arguments(parser):
@@ -219,14 +232,12 @@ def evaluate_args(args, model=None):
         check_output_folder(args.out)
     model = model or args.model or str(bundled_model_for(args.dataset))
     half = {'auto': 'auto', 'on': True, 'off': False}[args.half]
-    engine_options = {'backend': getattr(args, 'backend', 'torch'), 'precision': getattr(args, 'precision', 'auto')}
-    if getattr(args, 'calibration', None):
-        engine_options['calibration'] = calibration_frames(args.calibration)
     return evaluate_model(model, args.dataset, root=args.root, split=args.split, frames=args.frames,
                           reader_options=parse_options(args.options), device=args.device, half=half,
                           caps=parse_caps(args.caps), batch_size=args.batch_size,
                           on_error='skip' if args.skip_bad_frames else 'raise', keep_frames=args.per_frame,
-                          progress=args.progress, refine=refine_from_args(args), engine_options=engine_options)
+                          progress=args.progress, refine=refine_from_args(args),
+                          engine_options=engine_options_from_args(args))
 
 
 def write_record(record, out):

@@ -418,31 +418,30 @@ class DepthNode(LifecycleNode):
     def _on_frame(self, request):
         self._slot.put(request)
 
+    def _serve(self, slot, handle):
+        """Take the newest item of a keep-latest ``slot`` and ``handle`` it, until the node stops."""
+        while not self._stop.is_set():
+            item = slot.take(timeout=WORKER_POLL_S)
+            if item is not None:
+                handle(item)
+
     def _work(self):
         """One thread: prepare and finish each frame in turn."""
-        while not self._stop.is_set():
-            request = self._slot.take(timeout=WORKER_POLL_S)
-            if request is None:
-                continue
-            self._guarded(request, lambda: self._finish(self._prepare(request)))
+        self._serve(self._slot, lambda request: self._guarded(request,
+                                                              lambda: self._finish(self._prepare(request))))
 
     def _prepare_work(self):
         """Overlap, first thread: decode and preprocess the newest matched frame while the model runs the last."""
-        while not self._stop.is_set():
-            request = self._slot.take(timeout=WORKER_POLL_S)
-            if request is None:
-                continue
+        def prepare(request):
             prepared = self._guarded(request, lambda: self._prepare(request))
             if prepared is not None:
                 self._prepared.put(prepared)
+        self._serve(self._slot, prepare)
 
     def _finish_work(self):
         """Overlap, second thread: run the model on the newest prepared frame and publish."""
-        while not self._stop.is_set():
-            prepared = self._prepared.take(timeout=WORKER_POLL_S)
-            if prepared is None:
-                continue
-            self._guarded(prepared[0].request, lambda: self._finish(prepared))
+        self._serve(self._prepared, lambda prepared: self._guarded(prepared[0].request,
+                                                                   lambda: self._finish(prepared)))
 
     def _guarded(self, request, step):
         """Run one step of a frame; count (and log) any exception: the workers survive anything one frame does."""
